@@ -1,0 +1,172 @@
+"""The archive's use cases: store, find, retrieve, conflicts, figures. Protocol doors call
+these and nothing else; this module knows nothing of DIMSE, HTTP or SQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput, NotFound
+from ..ports import BlobStore, Index, IndexTransaction
+from .model import InstanceRecord, StoredInstance
+from .parsing import parse_part10
+from .query import Query
+
+log = logging.getLogger(__name__)
+
+
+class StoreStatus(str, Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # identical content already held: nothing written (G2)
+    CONFLICT = "conflict"  # same SOP Instance UID, other content: both kept, listed
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    status: StoreStatus
+    sop_instance_uid: str
+    sop_class_uid: str
+    content_hash: str
+    bytes_received: int
+    bytes_written: int
+
+    @property
+    def message(self) -> str:
+        if self.status is StoreStatus.CONFLICT:
+            return (f"SOP Instance {self.sop_instance_uid} was already stored with other content; "
+                    "both versions are kept and listed for an administrator (twinpacs conflicts)")
+        return self.status.value
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Archive:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        index: Index,
+        conflict_policy: str = "keep-first",
+        peers: list[str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.blobs = blobs
+        self.index = index
+        self.conflict_policy = conflict_policy
+        self.peers = peers or []  # replication targets: each store queues one outbox row per peer
+        self.clock = clock
+
+    # -- store ---------------------------------------------------------------------------
+
+    def store(self, data: bytes, source: str = "") -> StoreResult:
+        """Store a Part 10 object durably (G1): the bytes are fsynced before the index
+        transaction commits, and only a returned result may be acknowledged to a sender."""
+        parsed = parse_part10(data)
+        record = InstanceRecord.from_dataset(parsed.dataset, parsed.transfer_syntax, parsed.content_hash, len(data))
+        # Blob first, index second: a crash between the two leaves an unindexed file that no
+        # reader can see. It is not deleted on failure, since an identical concurrent store
+        # may already be committing a reference to it.
+        written = self.blobs.put(record.content_hash, data)
+        status = self.index.write(lambda tx: self._record(tx, record, source, len(data), written))
+        return StoreResult(status, record.sop_instance_uid, record.attributes["SOPClassUID"],
+                           record.content_hash, len(data), written)
+
+    def _record(self, tx: IndexTransaction, record: InstanceRecord, source: str, received: int, written: int) -> StoreStatus:
+        now = self.clock()
+        tx.add_to_counter("bytes_received", received)
+        tx.add_to_counter("bytes_written", written)
+        current = tx.current_hash(record.sop_instance_uid)
+        if current == record.content_hash:
+            tx.add_to_counter("duplicates", 1)
+            return StoreStatus.DUPLICATE
+        if current is None:
+            tx.insert_instance(record, source, now)
+            self._changed(tx, "stored", record, now)
+            tx.add_to_counter("instances_stored", 1)
+            return StoreStatus.STORED
+        tx.add_to_counter("conflicts", 1)
+        new_version = {"content_hash": record.content_hash, "transfer_syntax": record.transfer_syntax,
+                       "size": record.size, "received_at": now, "source": source[:128]}
+        if self.conflict_policy == "newer-wins":
+            tx.add_version(record.sop_instance_uid, tx.current_version(record.sop_instance_uid), "open")
+            tx.replace_current(record, source, now)
+            self._changed(tx, "replaced", record, now)
+        else:
+            tx.add_version(record.sop_instance_uid, new_version, "open")
+        log.warning("conflicting version of %s from %s kept (%s)", record.sop_instance_uid, source, self.conflict_policy)
+        return StoreStatus.CONFLICT
+
+    def _changed(self, tx: IndexTransaction, kind: str, record: InstanceRecord, now: datetime) -> None:
+        seq = tx.log_change(kind, record, now)
+        tx.enqueue(seq, self.peers, record)
+
+    # -- find and retrieve -----------------------------------------------------------------
+
+    def find(self, query: Query) -> list[dict[str, str]]:
+        return self.index.query(query)
+
+    def instances(self, study: str = "", series: str = "", sop: str = "") -> list[StoredInstance]:
+        """Current versions under the given UIDs; NotFound when nothing matches."""
+        uids = {"StudyInstanceUID": study, "SeriesInstanceUID": series, "SOPInstanceUID": sop}
+        if not any(uids.values()):
+            raise InvalidInput("a retrieval needs at least one of Study, Series or SOP Instance UID")
+        found = self.index.stored_instances({k: v for k, v in uids.items() if v})
+        if not found:
+            raise NotFound("no stored instance matches " + ", ".join(f"{k}={v}" for k, v in uids.items() if v))
+        return found
+
+    def read(self, instance: StoredInstance) -> bytes:
+        return self.blobs.get(instance.content_hash)
+
+    def path(self, instance: StoredInstance) -> Path | None:
+        return self.blobs.path(instance.content_hash)
+
+    # -- conflicts and figures ---------------------------------------------------------------
+
+    def conflicts(self, state: str | None = "open") -> list[dict[str, Any]]:
+        return self.index.versions(state)
+
+    def resolve_conflict(self, version_id: int, keep: str) -> None:
+        """keep='current': the current version stays. keep='version': that version becomes
+        current and the previous current is retained as a resolved version. Nothing is deleted."""
+        version = self.index.version(version_id)
+        if version is None or version["state"] != "open":
+            raise NotFound(f"no open conflict with id {version_id}")
+        if keep == "current":
+            self.index.resolve_version(version_id, "kept current version")
+            return
+        if keep != "version":
+            raise InvalidInput("keep must be 'current' or 'version'")
+        data = self.blobs.get(version["content_hash"])
+        parsed = parse_part10(data)
+        record = InstanceRecord.from_dataset(parsed.dataset, parsed.transfer_syntax, parsed.content_hash, len(data))
+
+        def swap(tx: IndexTransaction) -> None:
+            now = self.clock()
+            tx.add_version(record.sop_instance_uid, tx.current_version(record.sop_instance_uid), "resolved")
+            tx.replace_current(record, version["source"], now)
+            self._changed(tx, "replaced", record, now)
+
+        self.index.write(swap)
+        self.index.resolve_version(version_id, "made current")
+
+    def figures(self) -> dict[str, Any]:
+        """Counts and G2's write amplification: bytes written per byte received."""
+        counters = self.index.counters()
+        received = counters.get("bytes_received", 0)
+        written = counters.get("bytes_written", 0)
+        return {
+            **self.index.counts(),
+            "bytes_received": received,
+            "bytes_written": written,
+            "bytes_written_per_byte_received": round(written / received, 6) if received else 0.0,
+            "duplicates_received": counters.get("duplicates", 0),
+            "conflicts_received": counters.get("conflicts", 0),
+            "open_conflicts": len(self.index.versions("open")),
+        }

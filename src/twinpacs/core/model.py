@@ -1,0 +1,137 @@
+"""What the archive knows about an object, named as the standard names it (PS3.4 C.6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pydicom.dataset import Dataset
+
+
+class Level(str, Enum):
+    PATIENT = "PATIENT"
+    STUDY = "STUDY"
+    SERIES = "SERIES"
+    IMAGE = "IMAGE"
+
+
+LEVEL_ORDER = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
+
+# Attributes the index keeps per level: the matching keys of the Patient Root and Study
+# Root information models (PS3.4 C.6.1.1 / C.6.2.1) plus a few every viewer asks for.
+PATIENT_KEYS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "IssuerOfPatientID")
+STUDY_KEYS = (
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDescription",
+    "ReferringPhysicianName",
+)
+SERIES_KEYS = (
+    "SeriesInstanceUID",
+    "Modality",
+    "SeriesNumber",
+    "SeriesDescription",
+    "SeriesDate",
+    "SeriesTime",
+    "BodyPartExamined",
+)
+INSTANCE_KEYS = (
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "InstanceNumber",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+)
+
+LEVEL_KEYS: dict[Level, tuple[str, ...]] = {
+    Level.PATIENT: PATIENT_KEYS,
+    Level.STUDY: STUDY_KEYS,
+    Level.SERIES: SERIES_KEYS,
+    Level.IMAGE: INSTANCE_KEYS,
+}
+
+UNIQUE_KEY: dict[Level, str] = {
+    Level.PATIENT: "PatientID",
+    Level.STUDY: "StudyInstanceUID",
+    Level.SERIES: "SeriesInstanceUID",
+    Level.IMAGE: "SOPInstanceUID",
+}
+
+# Computed return keys (PS3.4 C.6.1.1.x "Additional Query/Retrieve Attributes").
+COMPUTED_KEYS: dict[Level, tuple[str, ...]] = {
+    Level.PATIENT: (
+        "NumberOfPatientRelatedStudies",
+        "NumberOfPatientRelatedSeries",
+        "NumberOfPatientRelatedInstances",
+    ),
+    Level.STUDY: (
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+        "ModalitiesInStudy",
+        "SOPClassesInStudy",
+    ),
+    Level.SERIES: ("NumberOfSeriesRelatedInstances",),
+    Level.IMAGE: (),
+}
+
+
+def keys_up_to(level: Level) -> tuple[str, ...]:
+    """Every indexed attribute visible at `level` (its own and its parents')."""
+    keys: tuple[str, ...] = ()
+    for lvl in LEVEL_ORDER[: LEVEL_ORDER.index(level) + 1]:
+        keys += LEVEL_KEYS[lvl]
+    return keys
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """One stored object as the index sees it."""
+
+    attributes: dict[str, str]  # keyword -> value as DICOM text (PN/DA/TM as written)
+    transfer_syntax: str
+    content_hash: str
+    size: int
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return self.attributes["SOPInstanceUID"]
+
+    @property
+    def study_instance_uid(self) -> str:
+        return self.attributes["StudyInstanceUID"]
+
+    @property
+    def series_instance_uid(self) -> str:
+        return self.attributes["SeriesInstanceUID"]
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset, transfer_syntax: str, content_hash: str, size: int) -> InstanceRecord:
+        attributes = {key: text_value(ds, key) for key in keys_up_to(Level.IMAGE)}
+        return cls(attributes, transfer_syntax, content_hash, size)
+
+
+def text_value(ds: Dataset, keyword: str) -> str:
+    """An attribute as DICOM text: multi-values joined by a backslash, absent as ''."""
+    element = ds.get(keyword)
+    if element is None or element == "":
+        return ""
+    if isinstance(element, (list, tuple)) or type(element).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in element)
+    return str(element)
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """Where to find an object for retrieval."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax: str
+    content_hash: str
+    size: int

@@ -1,0 +1,1 @@
+"""The index: SQLAlchemy over SQLite (embedded default) or PostgreSQL."""

@@ -1,0 +1,96 @@
+"""Engines and units of work. SQLite: WAL, one writer (BEGIN IMMEDIATE behind a lock),
+readers on their own connections so they never wait for ingest (G3). PostgreSQL: the
+same SQL; concurrent writers are serialised by row locks and retried on conflict."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from .migrate import upgrade_to_head
+
+T = TypeVar("T")
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",  # a committed store survives power loss, not only a crash (G1)
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA case_sensitive_like=ON",  # DICOM wildcard matching is case-sensitive except PN
+)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self._write_lock = threading.Lock()
+        if self.is_sqlite:
+            self.writer = self._sqlite_engine(url, immediate=True)
+            self.reader = self._sqlite_engine(url, immediate=False)
+        else:
+            self.writer = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            self.reader = self.writer
+        upgrade_to_head(self.writer)
+
+    @staticmethod
+    def _sqlite_engine(url: str, immediate: bool) -> Engine:
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=NullPool if url.endswith(":memory:") else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_conn.cursor()
+            for pragma in _SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    def write(self, work: Callable[[Connection], T], attempts: int = 5) -> T:
+        """Run `work` in one write transaction; retry with jittered backoff when a
+        concurrent writer made it fail (unique race, serialisation, lock timeout)."""
+        for attempt in range(attempts):
+            try:
+                with self._locked(), self.writer.begin() as conn:
+                    return work(conn)
+            except (IntegrityError, OperationalError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self.is_sqlite:
+            with self._write_lock:
+                yield
+        else:
+            yield
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.reader.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        self.reader.dispose()

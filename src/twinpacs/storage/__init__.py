@@ -1,0 +1,1 @@
+"""Blob stores: filesystem (the real one) and memory (the fake beside it)."""
