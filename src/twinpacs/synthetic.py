@@ -27,24 +27,11 @@ from pydicom import Dataset, dcmread
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
-    UID,
-    ComputedRadiographyImageStorage,
-    CTImageStorage,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    MRImageStorage,
-    RLELossless,
-    SecondaryCaptureImageStorage,
-    generate_uid,
-)
+from pydicom.uid import (PYDICOM_IMPLEMENTATION_UID, UID, ComputedRadiographyImageStorage,
+                         CTImageStorage, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian,
+                         ImplicitVRLittleEndian, JPEG2000Lossless, JPEGBaseline8Bit, JPEGLossless,
+                         JPEGLosslessSV1, JPEGLSLossless, MRImageStorage, RLELossless,
+                         SecondaryCaptureImageStorage, generate_uid)
 
 _SOP_CLASS = {"CT": CTImageStorage, "MR": MRImageStorage, "CR": ComputedRadiographyImageStorage}
 _NATIVE = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian)
@@ -84,9 +71,10 @@ def available_transfer_syntaxes() -> list[UID]:
 
 
 def _uid(spec: StudySpec, *parts: object) -> UID:
-    # generate_uid hashes the entropy sources, so identical inputs give identical UIDs.
-    return generate_uid(entropy_srcs=["twinpacs-synthetic", str(spec.seed), spec.patient_id,
-                                      *map(str, parts)])
+    # generate_uid hashes "".join(entropy_srcs); join with a separator ourselves, or
+    # (series 1, instance 12) and (series 11, instance 2) would get the same UID.
+    key = "\x1f".join(map(str, ("twinpacs-synthetic", spec.seed, spec.patient_id, *parts)))
+    return generate_uid(entropy_srcs=[key])
 
 
 def _pixels(spec: StudySpec, series: int, instance: int) -> np.ndarray:
@@ -166,8 +154,8 @@ def _set_native_pixels(ds: Dataset, arr: np.ndarray) -> None:
     ds["PixelData"].VR = "OW"
 
 
-def _set_encapsulated(ds: Dataset, frame: bytes) -> None:
-    ds.PixelData = encapsulate([frame])
+def _set_encapsulated(ds: Dataset, pixel_data: bytes) -> None:
+    ds.PixelData = pixel_data
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
 
@@ -188,7 +176,7 @@ def _jpeg_baseline(ds: Dataset, arr: np.ndarray) -> None:
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionMethod = "ISO_10918_1"
     ds.LossyImageCompressionRatio = f"{arr.nbytes / len(buf.getvalue()):.2f}"
-    _set_encapsulated(ds, buf.getvalue())
+    _set_encapsulated(ds, encapsulate([buf.getvalue()]))
 
 
 def _dcmtk_encode(ds: Dataset, ts: str) -> None:
@@ -200,9 +188,7 @@ def _dcmtk_encode(ds: Dataset, ts: str) -> None:
         src, dst = Path(tmp) / "in.dcm", Path(tmp) / "out.dcm"
         src.write_bytes(encode(ds))
         subprocess.run([*cmd, "-q", str(src), str(dst)], check=True, timeout=60)
-        ds.PixelData = dcmread(dst).PixelData  # already encapsulated, incl. offset table
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
+        _set_encapsulated(ds, dcmread(dst).PixelData)  # already encapsulated, with offset table
 
 
 def _file_meta(ds: Dataset, ts: str) -> FileMetaDataset:

@@ -52,6 +52,9 @@ def parse_part10(data: bytes) -> ParsedObject:
     except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
         raise NotDicom(f"not a DICOM Part 10 object: {exc}") from None
     offset = fp.tell()
+    group_length = meta.get("FileMetaInformationGroupLength")
+    if group_length is not None and offset != 132 + 12 + group_length or offset >= len(data):
+        raise NotDicom("truncated: the file meta information or the dataset is incomplete")
     syntax = meta.get("TransferSyntaxUID")
     if not syntax:
         raise NotDicom("file meta has no Transfer Syntax UID")

@@ -1,0 +1,220 @@
+"""Every operator command. Exit codes: 0 success, 1 a command failed (message on stderr),
+2 bad usage or configuration."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import Settings, load_settings
+from .errors import ConfigurationError, TwinpacsError
+
+app = typer.Typer(
+    help="twinpacs: a two-site medical image archive that never lies about being in sync.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+conflicts_app = typer.Typer(help="Instances received twice with different content.", no_args_is_help=True)
+app.add_typer(conflicts_app, name="conflicts")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration file.")]
+DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder of the site's data.")]
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    """Settings from the file and environment, with the flags that were given on top."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for dotted, value in flags.items():
+        if value is not None and value != [] and value != {}:
+            section, key = dotted.split("__")
+            overrides.setdefault(section, {})[key] = value
+    return load_settings(config, overrides)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _parse_destinations(values: list[str]) -> dict[str, str]:
+    destinations = {}
+    for value in values:
+        ae, sep, address = value.partition("=")
+        if not sep or not ae or not address:
+            _fail(f"--move-destination {value!r}: expected AE=HOST:PORT", 2)
+        destinations[ae] = address
+    return destinations
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    dicom_port: Annotated[Optional[int], typer.Option(help="DICOM port (0 = any free port).")] = None,
+    http_port: Annotated[Optional[int], typer.Option(help="HTTP port (0 = any free port).")] = None,
+    ae_title: Annotated[Optional[str], typer.Option(help="This site's AE title.")] = None,
+    site_name: Annotated[Optional[str], typer.Option(help="This site's stable name.")] = None,
+    bind: Annotated[Optional[str], typer.Option(help="Address both listeners bind to.")] = None,
+    move_destination: Annotated[
+        Optional[list[str]], typer.Option(help="C-MOVE destination AE=HOST:PORT (repeatable).")
+    ] = None,
+) -> None:
+    """Run one site in the foreground until SIGTERM or Ctrl-C."""
+    settings = _settings(
+        config, site__data_dir=data_dir, site__ae_title=ae_title, site__name=site_name,
+        dicom__port=dicom_port, http__port=http_port, dicom__bind=bind, http__bind=bind,
+        dicom__move_destinations=_parse_destinations(move_destination or []) or None,
+    )
+    from .serve import run_site  # imported late: the servers pull in pynetdicom and uvicorn
+
+    run_site(settings)
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Store DICOM files into the site's archive, with a progress bar and a summary."""
+    from .app import build_site
+    from .importer import import_files, summary_lines
+
+    site = build_site(_settings(config, site__data_dir=data_dir))
+    try:
+        summary = import_files(site.archive, paths, show_progress=not as_json)
+    finally:
+        site.close()
+    if as_json:
+        out.print_json(json.dumps(summary.as_dict()))
+    else:
+        for line in summary_lines(summary):
+            out.print(line, highlight=False)
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def find(
+    criteria: Annotated[Optional[list[str]], typer.Argument(help="Keyword=value, e.g. PatientID=P1 StudyDate=20260101-")] = None,
+    level: Annotated[str, typer.Option(help="PATIENT, STUDY, SERIES or IMAGE.")] = "STUDY",
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many results.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Query the archive's index, with the same matching as C-FIND and QIDO-RS."""
+    from .app import build_site
+    from .core.model import COMPUTED_KEYS, LEVEL_KEYS
+    from .core.query import build_query, parse_level
+
+    parsed_level = parse_level(level)
+    pairs: dict[str, str] = {}
+    for item in criteria or []:
+        keyword, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"{item!r}: expected Keyword=value", 2)
+        pairs[keyword] = value
+    shown = (*LEVEL_KEYS[parsed_level], *COMPUTED_KEYS[parsed_level])
+    query = build_query(parsed_level, pairs, shown, limit=limit)
+    site = build_site(_settings(config, site__data_dir=data_dir))
+    try:
+        rows = site.archive.find(query)
+    finally:
+        site.close()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(*shown, title=f"{len(rows)} {parsed_level.value.lower()} result(s)")
+    for row in rows:
+        table.add_row(*(row.get(k, "") for k in shown))
+    out.print(table)
+
+
+@conflicts_app.command("list")
+def conflicts_list(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved conflicts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Versions that differ from the current one and await a decision."""
+    from .app import build_site
+
+    site = build_site(_settings(config, site__data_dir=data_dir))
+    try:
+        rows = site.archive.conflicts(None if all_ else "open")
+    finally:
+        site.close()
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("id", "SOPInstanceUID", "content_hash", "size", "received_at", "source", "state", "resolution",
+                  title=f"{len(rows)} conflict(s)")
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("id", "SOPInstanceUID", "content_hash", "size",
+                                               "received_at", "source", "state", "resolution")))
+    out.print(table)
+
+
+@conflicts_app.command("resolve")
+def conflicts_resolve(
+    version_id: Annotated[int, typer.Argument(help="The conflict's id (see 'conflicts list').")],
+    keep: Annotated[str, typer.Option(help="'current' keeps the current version; 'version' makes this one current.")],
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Decide a conflict. Nothing is deleted: the other version is retained."""
+    from .app import build_site
+
+    site = build_site(_settings(config, site__data_dir=data_dir))
+    try:
+        site.archive.resolve_conflict(version_id, keep)
+    finally:
+        site.close()
+    out.print(f"conflict {version_id} resolved: kept {keep}")
+
+
+@app.command()
+def figures(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Counts held, and bytes written per byte received (G2)."""
+    from .app import build_site
+
+    site = build_site(_settings(config, site__data_dir=data_dir))
+    try:
+        data = site.archive.figures()
+    finally:
+        site.close()
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    for key, value in data.items():
+        out.print(f"{key:34} {value}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, prog_name="twinpacs")
+    except ConfigurationError as exc:
+        err.print(f"[red]configuration error:[/red] {exc.message}", highlight=False)
+        sys.exit(2)
+    except TwinpacsError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        sys.exit(1)

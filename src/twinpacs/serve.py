@@ -1,0 +1,52 @@
+"""Run one site in the foreground: the DIMSE listener and the HTTP server, one ready line,
+and a clean stop on SIGTERM/SIGINT (uvicorn traps the signals; DIMSE stops after it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+
+from .app import Site, build_site
+from .config import Settings
+from .dimse.server import start_dimse
+from .web.app import create_app
+
+log = logging.getLogger("twinpacs")
+
+
+def run_site(settings: Settings) -> None:
+    site = build_site(settings)
+    try:
+        asyncio.run(_serve(site))
+    finally:
+        site.close()
+
+
+async def _serve(site: Site) -> None:
+    settings = site.settings
+    dimse = start_dimse(site)
+    try:
+        config = uvicorn.Config(
+            create_app(site), host=settings.http.bind, port=settings.http.port,
+            log_level="warning", access_log=False, lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            http_port = server.servers[0].sockets[0].getsockname()[1]
+            log.info(
+                "twinpacs ready: site %s, AE %s, DICOM %s:%d, HTTP http://%s:%d, data %s",
+                site.name, site.ae_title, settings.dicom.bind, dimse.port,
+                settings.http.bind, http_port, settings.site.data_dir,
+            )
+        await task
+        if not server.started:
+            raise SystemExit(f"HTTP server could not start on {settings.http.bind}:{settings.http.port}")
+    finally:
+        log.info("twinpacs stopping: finishing in-flight DICOM associations")
+        dimse.shutdown()
+        log.info("twinpacs stopped")
