@@ -208,6 +208,17 @@ def figures(
         out.print(f"{key:34} {value}", highlight=False)
 
 
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo sites keep their data.")] = Path("data/demo"),
+    studies: Annotated[int, typer.Option(help="Synthetic studies loaded into site A.")] = 3,
+) -> None:
+    """Start two sites on this machine (A: 11112/8080, B: 11113/8081) with sample studies."""
+    from .demo import run_demo
+
+    run_demo(data_dir.resolve(), studies)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -218,3 +229,4 @@ def main(argv: list[str] | None = None) -> None:
     except TwinpacsError as exc:
         err.print(f"[red]error:[/red] {exc.message}", highlight=False)
         sys.exit(1)
+
