@@ -240,8 +240,8 @@ def ingest_run(args: argparse.Namespace, files: list[Path], n: int, flag: list[s
                 # -v: one log line per response, so a refused store can be reported.
                 cmd = ["storescu", "-v", "-aet", args.calling_aet, "-aec", args.aet, *dcmtk_timeouts(args),
                        *flag, "+sd", "+r", args.host, str(args.port), str(Path(tmp, f"assoc{j}"))]
-                procs.append(subprocess.Popen(cmd, env=DCMTK_ENV, stdout=logs[j].open("wb"),
-                                              stderr=subprocess.STDOUT))
+                with logs[j].open("wb") as log:  # the child keeps its own copy of the fd
+                    procs.append(subprocess.Popen(cmd, env=DCMTK_ENV, stdout=log, stderr=subprocess.STDOUT))
             deadline = t0 + args.timeout
             rcs = [p.wait(timeout=max(0.1, deadline - time.perf_counter())) for p in procs]
         except subprocess.TimeoutExpired:
@@ -283,11 +283,19 @@ def bench_find(args: argparse.Namespace, data: DataSet, study: Study) -> list[Ro
     ae = AE(ae_title=args.calling_aet)
     ae.add_requested_context(StudyFind)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = args.timeout
+    try:  # pynetdicom reports a refused connection as "aborted"; tell them apart
+        socket.create_connection((args.host, args.port), timeout=10).close()
+    except OSError as e:
+        raise PhaseError(f"cannot connect to {args.host}:{args.port}: {e.strerror or e}") from None
     t0 = time.perf_counter()
     assoc = ae.associate(args.host, args.port, ae_title=args.aet)
     setup = time.perf_counter() - t0
     if not assoc.is_established:
-        raise PhaseError("association " + ("rejected" if assoc.is_rejected else "failed or aborted"))
+        if assoc.is_rejected:
+            raise PhaseError("association rejected (called/calling AE title not accepted?)")
+        if assoc.is_aborted:  # pynetdicom aborts when no presentation context is accepted
+            raise PhaseError("association aborted (no Study Root C-FIND support?)")
+        raise PhaseError("association failed")
     rows = [Row("find", "association setup (pynetdicom)", f"{setup * 1e3:.2f} ms", {"setup_ms": setup * 1e3})]
     try:
         sock = assoc.dul.socket.socket  # pynetdicom leaves Nagle on; see DCMTK_ENV

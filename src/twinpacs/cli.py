@@ -43,7 +43,7 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -221,12 +221,13 @@ def demo(
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app(args=argv, prog_name="twinpacs")
     except ConfigurationError as exc:
-        err.print(f"[red]configuration error:[/red] {exc.message}", highlight=False)
+        err.print(f"[red]configuration error:[/red] {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except TwinpacsError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(1)
 

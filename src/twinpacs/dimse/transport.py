@@ -1,0 +1,74 @@
+"""What every DICOM connection of this site gets when it opens, inbound or outbound.
+
+pynetdicom offers no socket factory, but fires EVT_CONN_OPEN on both sides right after the
+TCP connection exists and before the first PDU is sent: the one hook that sees every socket.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import _config, evt
+from pynetdicom.association import Association
+from pynetdicom.events import Event
+
+from ..core.model import StoredInstance
+
+
+class StoredFile(Dataset):
+    """A stored Part 10 file to send as it is, yielded where pynetdicom wants a Dataset.
+
+    pynetdicom 3.0.4 can stream a file without decoding it (send_c_store(path) with
+    STORE_SEND_CHUNKED_DATASET), but its C-GET/C-MOVE service classes only accept a Dataset
+    from the handler and re-encode it. This marker carries the path through them; the
+    send_c_store installed by `on_connection_open` sends the file's own bytes."""
+
+    def __init__(self, path: Path, instance: StoredInstance) -> None:
+        super().__init__()
+        self.SOPClassUID = instance.sop_class_uid  # the service class reads these on failure
+        self.SOPInstanceUID = instance.sop_instance_uid
+        self.path = path
+
+
+def enable_stored_file_sending() -> None:
+    """Process-wide pynetdicom switch: send_c_store(path) streams the file's dataset bytes
+    unchanged (only with a presentation context for exactly its transfer syntax)."""
+    _config.STORE_SEND_CHUNKED_DATASET = True
+
+
+def on_connection_open(event: Event) -> None:
+    """EVT_CONN_OPEN handler for every association, inbound and outbound."""
+    sock = event.assoc.dul.socket
+    if sock is not None and sock.socket is not None:
+        # pynetdicom leaves Nagle on: each small PDU (C-FIND responses, C-STORE acks)
+        # would otherwise wait up to 40 ms for the peer's delayed ACK.
+        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _send_stored_files(event.assoc)
+
+
+def _send_stored_files(assoc: Association) -> None:
+    send = assoc.send_c_store
+
+    def send_c_store(dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
+        if not isinstance(dataset, StoredFile):
+            return send(dataset, *args, **kwargs)
+        try:
+            return send(dataset.path, *args, **kwargs)
+        except ValueError:
+            # The peer accepted no context with the stored transfer syntax: let pynetdicom
+            # convert between uncompressed syntaxes (compressed ones still fail, as they must).
+            return send(dcmread(dataset.path), *args, **kwargs)
+
+    # An instance attribute: pynetdicom builds Association objects itself, so a subclass
+    # cannot be substituted; its service classes call assoc.send_c_store, which finds this.
+    assoc.send_c_store = send_c_store  # type: ignore[method-assign]
+
+
+CONNECTION_HANDLERS: list[tuple[evt.EventType, Callable[[Event], None]]] = [
+    (evt.EVT_CONN_OPEN, on_connection_open),
+]
