@@ -4,7 +4,10 @@ and a clean stop on SIGTERM/SIGINT (uvicorn traps the signals; DIMSE stops after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -14,6 +17,15 @@ from .dimse.server import start_dimse
 from .web.app import create_app
 
 log = logging.getLogger("twinpacs")
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its own shutdown, which would kill the process before
+    the DICOM listener drains; twinpacs traps the signals itself instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def run_site(settings: Settings) -> None:
@@ -32,7 +44,10 @@ async def _serve(site: Site) -> None:
             create_app(site), host=settings.http.bind, port=settings.http.port,
             log_level="warning", access_log=False, lifespan="on",
         )
-        server = uvicorn.Server(config)
+        server = _HttpServer(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         task = asyncio.create_task(server.serve())
         while not server.started and not task.done():
             await asyncio.sleep(0.02)

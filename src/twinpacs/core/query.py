@@ -11,7 +11,7 @@ from enum import Enum
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from ..errors import InvalidQuery, UnknownQueryLevel
-from .model import COMPUTED_KEYS, UNIQUE_KEY, Level, keys_up_to
+from .model import UNIQUE_KEY, Level, keys_up_to
 from .parsing import check_uid
 
 
@@ -55,6 +55,12 @@ def parse_level(value: str | None) -> Level:
         ) from None
 
 
+def matchable_keys(level: Level) -> frozenset[str]:
+    """The keys a query at `level` can match on: the indexed attributes of the level and
+    its parents, and ModalitiesInStudy (the one computed key with a matching rule)."""
+    return frozenset(keys_up_to(level)) | {"ModalitiesInStudy"}
+
+
 def build_query(
     level: Level,
     criteria: dict[str, str],
@@ -65,12 +71,12 @@ def build_query(
     """`criteria`: keyword -> value as sent (empty value = universal match / return key)."""
     if limit is not None and limit < 0 or offset < 0:
         raise InvalidQuery("limit and offset must not be negative")
-    known = set(keys_up_to(level)) | set(COMPUTED_KEYS[level]) | {"ModalitiesInStudy"}
+    matchable = matchable_keys(level)
     matches = []
     for keyword, raw in criteria.items():
         if tag_for_keyword(keyword) is None:
             raise InvalidQuery(f"{keyword} is not a DICOM attribute keyword")
-        if keyword not in known or keyword in COMPUTED_KEYS[level] and keyword != "ModalitiesInStudy":
+        if keyword not in matchable:
             continue  # not matchable here: returned empty, like any unsupported key
         matches.append(_match_for(keyword, raw))
     keys = tuple(dict.fromkeys((*return_keys, *criteria, UNIQUE_KEY[level])))

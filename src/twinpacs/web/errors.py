@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class NotAcceptable(TwinpacsError):
-    """No media type in Accept can be served without transcoding (PS3.18 8.7.5)."""
+    """No media type in Accept can be served without transcoding (RFC 9110 15.5.7, PS3.18 8.7)."""
 
     http_status = 406
 

@@ -1,0 +1,102 @@
+"""C-STORE and C-FIND: read the event, make one core call, answer with a status (PS3.4 B, C).
+
+C-ECHO needs nothing beyond pynetdicom's default handler."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pynetdicom.events import Event
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+from ..core.archive import Archive, StoreStatus
+from ..core.model import Level
+from ..core.query import build_query, parse_level
+from ..errors import UnknownQueryLevel
+from .status import CANCEL, PENDING, SUCCESS, WARNING_COERCION, failure, status
+
+# Elements of an identifier that steer the query rather than ask for an attribute.
+_CONTROL_KEYWORDS = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
+_STUDY_ROOT_MODELS = {
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+}
+_BINARY_VRS = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int, "FL": float, "FD": float}
+
+
+def handle_store(event: Event, archive: Archive) -> Dataset | int:
+    """Store the data set exactly as received; acknowledge only what the archive made durable (G1)."""
+    try:
+        result = archive.store(event.encoded_dataset(), source=event.assoc.requestor.ae_title)
+    except Exception as exc:
+        return failure(exc, "C-STORE")
+    if result.status is StoreStatus.CONFLICT:
+        return status(WARNING_COERCION, "another version of this SOP Instance is held; both kept")
+    return SUCCESS
+
+
+def handle_find(event: Event, archive: Archive, ae_title: str) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+    try:
+        identifier = event.identifier
+        level = query_level(identifier, str(event.request.AffectedSOPClassUID))
+        requested = [e for e in identifier if e.keyword not in _CONTROL_KEYWORDS and e.tag.group > 0x0002]
+        criteria = {e.keyword: text(e) for e in requested if e.keyword}
+        rows = archive.find(build_query(level, criteria, tuple(criteria)))
+    except Exception as exc:
+        yield failure(exc, "C-FIND"), None
+        return
+    for row in rows:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        yield PENDING, response(level, requested, row, ae_title)
+    yield SUCCESS, None
+
+
+def query_level(identifier: Dataset, model: str) -> Level:
+    """The identifier's QueryRetrieveLevel, checked against the information model (PS3.4 C.6)."""
+    level = parse_level(identifier.get("QueryRetrieveLevel"))
+    if level is Level.PATIENT and model in _STUDY_ROOT_MODELS:
+        raise UnknownQueryLevel("the Study Root information model has no PATIENT level")
+    return level
+
+
+def text(element: DataElement) -> str:
+    """A request element's value as DICOM text, the form the core matches on."""
+    value = element.value
+    if element.VR == "SQ" or value is None or isinstance(value, bytes):
+        return ""
+    if isinstance(value, (MultiValue, list)):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def response(level: Level, requested: list[DataElement], row: dict[str, str], ae_title: str) -> Dataset:
+    """Exactly the requested keys, valued from the index row (empty where it has none)."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"  # the index holds unicode
+    ds.QueryRetrieveLevel = level.value
+    ds.RetrieveAETitle = ae_title
+    for element in requested:
+        vr = element.VR.split(" or ")[0]  # an ambiguous dictionary VR cannot be written explicitly
+        ds.add_new(element.tag, vr, _typed(vr, row.get(element.keyword, "")))
+    return ds
+
+
+def _typed(vr: str, value: str) -> object:
+    if vr == "SQ":
+        return []
+    if not value:
+        return None
+    parts = value.split("\\")
+    if vr in _BINARY_VRS:
+        parts = [_BINARY_VRS[vr](p) for p in parts]  # type: ignore[misc]
+    return parts if len(parts) > 1 else parts[0]

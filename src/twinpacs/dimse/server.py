@@ -1,0 +1,171 @@
+"""The DIMSE door: one pynetdicom AE serving verification, storage, query/retrieve and
+storage commitment for a Site, in background threads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.association import Association
+from pynetdicom.events import Event
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StorageCommitmentPushModel,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.transport import ThreadedAssociationServer
+
+from ..app import Site
+from .commitment import StorageCommitment
+from .handlers import handle_find, handle_store
+from .retrieve import handle_get, handle_move
+from .transport import CONNECTION_HANDLERS, enable_stored_file_sending
+
+log = logging.getLogger(__name__)
+
+_POLL_INTERVAL = 0.05  # seconds the accept loop may take to notice shutdown()
+
+STORAGE_TRANSFER_SYNTAXES = [
+    ImplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    DeflatedExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
+QUERY_RETRIEVE_MODELS = [
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+]
+
+
+class DimseServer:
+    """A running DICOM listener. `port` is the real one, also when settings asked for 0."""
+
+    def __init__(self, site: Site, ae: AE, server: ThreadedAssociationServer, commitment: StorageCommitment) -> None:
+        self.site = site
+        self.ae = ae
+        self._server = server
+        self._commitment = commitment
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def ae_title(self) -> str:
+        return self.ae.ae_title
+
+    def shutdown(self, grace: float = 5.0) -> None:
+        """Stop accepting, give open associations `grace` seconds to end, abort the rest,
+        then wait for their threads: a handler already running (a store being made durable)
+        completes; its response is sent only if the association is still there."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        deadline = time.monotonic() + grace
+        for assoc in self._associations():
+            assoc.join(max(0.0, deadline - time.monotonic()))
+        for assoc in self._associations():
+            log.warning("aborting association with %s at shutdown", assoc.requestor.ae_title)
+            assoc.abort()
+        for assoc in self._associations():
+            assoc.join()
+        self._commitment.shutdown()
+
+    def _associations(self) -> list[Association]:
+        return [a for a in self.ae.active_associations if a.is_alive()]
+
+
+def prefer_requested_syntaxes(event: Event) -> None:
+    """EVT_REQUESTED: let the requester's transfer syntax preference decide.
+
+    pynetdicom, as acceptor, takes the first of *its own* syntaxes that a proposed context
+    lists. Reordering this association's copy of our contexts to follow the proposals means a
+    sender keeps the syntax its file is in (storescu proposes [JPEG-LS, Explicit, Implicit]
+    for a JPEG-LS file), and a C-GET requester receives what it asked for first."""
+    proposed: dict[str, list[UID]] = {}
+    for context in event.assoc.requestor.primitive.presentation_context_definition_list:
+        proposed.setdefault(context.abstract_syntax, []).extend(context.transfer_syntax)
+    for context in event.assoc.acceptor.supported_contexts:  # a per-association copy
+        wanted = proposed.get(context.abstract_syntax)
+        if wanted:
+            ours = context.transfer_syntax
+            context.transfer_syntax = [*dict.fromkeys(ts for ts in wanted if ts in ours),
+                                       *(ts for ts in ours if ts not in wanted)]
+
+
+def build_ae(site: Site) -> AE:
+    ae = AE(ae_title=site.ae_title)
+    ae.maximum_associations = site.settings.dicom.max_associations
+    ae.add_supported_context(Verification)
+    for context in AllStoragePresentationContexts:
+        # Both roles: C-STORE SCP for senders, C-STORE SCU inside C-GET (role selection).
+        ae.add_supported_context(context.abstract_syntax, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
+    for model in QUERY_RETRIEVE_MODELS:
+        ae.add_supported_context(model)
+    ae.add_supported_context(StorageCommitmentPushModel)
+    return ae
+
+
+def start_dimse(site: Site) -> DimseServer:
+    """Start listening on dicom.bind:dicom.port without blocking."""
+    enable_stored_file_sending()
+    settings = site.settings.dicom
+    ae = build_ae(site)
+    commitment = StorageCommitment(ae, site.archive, settings.move_destinations)
+    handlers = [
+        *CONNECTION_HANDLERS,
+        (evt.EVT_REQUESTED, prefer_requested_syntaxes),
+        (evt.EVT_C_STORE, handle_store, [site.archive]),
+        (evt.EVT_C_FIND, handle_find, [site.archive, site.ae_title]),
+        (evt.EVT_C_GET, handle_get, [site.archive]),
+        (evt.EVT_C_MOVE, handle_move, [site.archive, settings.move_destinations]),
+        *commitment.handlers,
+    ]
+    # AE.start_server(block=False) would do, but polls for shutdown every 0.5 s; the same
+    # steps with a shorter poll interval make shutdown() prompt.
+    server = ae.make_server((settings.bind, settings.port), evt_handlers=handlers,
+                           server_class=ThreadedAssociationServer)
+    ae._servers.append(server)  # as start_server does: server.shutdown() removes it
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": _POLL_INTERVAL},
+                     name=f"dimse-{site.ae_title}", daemon=True).start()
+    dimse = DimseServer(site, ae, server, commitment)
+    log.info("DICOM %s listening on %s:%d", site.ae_title, settings.bind, dimse.port)
+    return dimse

@@ -1,0 +1,40 @@
+"""The HTTP door: health, figures, and DICOMweb (PS3.18) under /dicom-web."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from ..app import Site
+from ..errors import TwinpacsError
+from . import dicomweb_frames, dicomweb_qido, dicomweb_stow, dicomweb_wado
+from .errors import CatchAll, http_exception, twinpacs_error
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "site": request.app.state.site.name})
+
+
+async def figures(request: Request) -> Response:
+    """Counts and G2's bytes written per byte received."""
+    return JSONResponse(await run_in_threadpool(request.app.state.site.archive.figures))
+
+
+def create_app(site: Site) -> Starlette:
+    dicomweb = [*dicomweb_stow.routes, *dicomweb_qido.routes, *dicomweb_wado.routes, *dicomweb_frames.routes]
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/api/figures", figures),
+            Mount("/dicom-web", routes=dicomweb),
+        ],
+        middleware=[Middleware(CatchAll)],
+        exception_handlers={TwinpacsError: twinpacs_error, HTTPException: http_exception},
+    )
+    app.state.site = site
+    return app

@@ -1,0 +1,52 @@
+"""What a DICOMweb handler needs from its request: the archive, the stored instances its
+path names, and URLs of resources."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+from pydicom.dataset import Dataset
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from ..core.archive import Archive
+from ..core.model import StoredInstance
+
+_DEFER = 4096  # a deferred read leaves values larger than this on disk until used
+
+
+def archive_of(request: Request) -> Archive:
+    archive: Archive = request.app.state.site.archive
+    return archive
+
+
+async def find_instances(request: Request) -> list[StoredInstance]:
+    """The current instances under the path's study/series/instance UIDs; NotFound if none."""
+    p = request.path_params
+    return await run_in_threadpool(
+        archive_of(request).instances, p["study"], p.get("series", ""), p.get("instance", ""))
+
+
+def read_dataset(archive: Archive, instance: StoredInstance, defer: bool = False) -> Dataset:
+    """The stored object parsed (blocking). `defer` leaves large values on disk until used."""
+    path = archive.path(instance)
+    if path is not None:
+        return pydicom.dcmread(path, defer_size=_DEFER if defer else None)
+    return pydicom.dcmread(io.BytesIO(archive.read(instance)))
+
+
+class Urls:
+    """Retrieve URLs (PS3.18 10.4) under this server's /studies resource."""
+
+    def __init__(self, request: Request) -> None:
+        self.studies = str(request.url_for("search_studies"))
+
+    def study(self, study: str) -> str:
+        return f"{self.studies}/{study}"
+
+    def series(self, study: str, series: str) -> str:
+        return f"{self.studies}/{study}/series/{series}"
+
+    def instance(self, study: str, series: str, sop: str) -> str:
+        return f"{self.studies}/{study}/series/{series}/instances/{sop}"

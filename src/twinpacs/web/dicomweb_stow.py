@@ -1,0 +1,161 @@
+"""STOW-RS, the Store transaction (PS3.18 10.5).
+
+The whole multipart body is read and checked first: a malformed body (400) or a part of a
+type other than application/dicom (415) stores nothing. Each part is then stored by the
+archive in a worker thread (G3) and acknowledged only from its StoreResult (G1)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.dataset import Dataset
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..core.archive import Archive, StoreStatus
+from ..core.parsing import check_uid
+from ..errors import InvalidInput, TwinpacsError
+from .context import Urls, archive_of
+from .dicomjson import DicomJSONResponse, unchecked_element
+from .errors import UnsupportedMediaType
+from .media import parse_media_type
+from .multipart import Part, read_parts
+
+log = logging.getLogger(__name__)
+
+DICOM = "application/dicom"
+# Failure and warning reasons (PS3.18 10.5.3, the C-STORE statuses of PS3.4 Annex B).
+PROCESSING_FAILURE = 0x0110
+STUDY_MISMATCH = 0xA900  # Data Set does not match: it belongs to another study
+COERCED = 0xB000  # what this UID now retrieves is not what was sent (a kept conflict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one part: the UIDs it declares (best effort) and its status."""
+
+    sop_class: str
+    sop_instance: str
+    study: str
+    series: str
+    stored: bool
+    reason: int | None = None  # FailureReason when not stored, WarningReason when stored
+    comment: str = ""
+
+
+async def store_instances(request: Request) -> Response:
+    target = request.path_params.get("study", "")
+    if target:
+        check_uid("StudyInstanceUID", target)
+    parts = await _read_body(request)
+    archive = archive_of(request)
+    source = f"STOW:{request.client.host if request.client else 'unknown'}"
+    outcomes = []
+    for part in parts:
+        outcomes.append(await run_in_threadpool(store_part, archive, bytes(part.body), source, target))
+        part.body.clear()  # stored: free its memory before the next one
+    return _response(Urls(request), outcomes, target)
+
+
+async def _read_body(request: Request) -> list[Part]:
+    header = request.headers.get("content-type", "")
+    if not header:
+        raise InvalidInput('STOW-RS needs Content-Type: multipart/related; type="application/dicom"')
+    media = parse_media_type(header)
+    if media.type != "multipart/related":
+        raise UnsupportedMediaType(f'STOW-RS takes multipart/related; type="application/dicom", not {media.type}')
+    root = media.params.get("type", DICOM).lower()
+    if root != DICOM:
+        raise UnsupportedMediaType(f"this origin server stores application/dicom parts only, not {root}")
+    boundary = media.params.get("boundary", "")
+    if not boundary:
+        raise InvalidInput("the multipart/related Content-Type has no boundary parameter")
+    parts = await read_parts(request.stream(), boundary)
+    if not parts:
+        raise InvalidInput("the multipart body has no parts")
+    for number, part in enumerate(parts, 1):
+        part_type = part.content_type(DICOM).type
+        if part_type != DICOM:
+            raise UnsupportedMediaType(f"part {number} is {part_type}; every part must be {DICOM}")
+    return parts
+
+
+def store_part(archive: Archive, data: bytes, source: str, target: str) -> Outcome:
+    """Store one part (blocking; runs in a worker thread). Never raises."""
+    ids = _identify(data)
+    if target and ids.study and ids.study != target:
+        return _failed(ids, STUDY_MISMATCH, f"the instance belongs to study {ids.study}, not to {target}")
+    try:
+        result = archive.store(data, source)
+    except TwinpacsError as exc:
+        return _failed(ids, exc.dimse_status, exc.message)
+    except Exception:
+        log.exception("STOW-RS could not store an instance from %s", source)
+        return _failed(ids, PROCESSING_FAILURE, "processing failure; the server log has the details")
+    if result.status is StoreStatus.CONFLICT:
+        return Outcome(result.sop_class_uid, result.sop_instance_uid, ids.study, ids.series, True,
+                       COERCED, result.message)
+    return Outcome(result.sop_class_uid, result.sop_instance_uid, ids.study, ids.series, True)
+
+
+_IDENTITY = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def _identify(data: bytes) -> Outcome:
+    """The UIDs a part declares, read from its header, for the response; empty if unreadable.
+    Validation is the archive's: anything unreadable here fails its parse too."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=list(_IDENTITY))
+    except Exception:
+        return Outcome("", "", "", "", stored=False)
+    sop_class, sop_instance, study, series = (str(ds.get(keyword, "")) for keyword in _IDENTITY)
+    return Outcome(sop_class, sop_instance, study, series, stored=False)
+
+
+def _failed(ids: Outcome, reason: int, comment: str) -> Outcome:
+    return Outcome(ids.sop_class, ids.sop_instance, ids.study, ids.series, False, reason, comment)
+
+
+def _response(urls: Urls, outcomes: list[Outcome], target: str) -> Response:
+    """PS3.18 10.5.3: 200 all stored, 202 stored with warnings or failures, 409 none stored."""
+    stored = [o for o in outcomes if o.stored]
+    failed = [o for o in outcomes if not o.stored]
+    body = Dataset()
+    studies = {o.study for o in stored}
+    if target or len(studies) == 1:
+        body.RetrieveURL = urls.study(target or studies.pop())
+    if stored:
+        body.ReferencedSOPSequence = [_item(o, urls) for o in stored]
+    if failed:
+        body.FailedSOPSequence = [_item(o, None) for o in failed]
+    if not failed and all(o.reason is None for o in stored):
+        status = 200
+    else:
+        status = 202 if stored else 409
+    return DicomJSONResponse(body.to_json_dict(), status_code=status)
+
+
+def _item(outcome: Outcome, urls: Urls | None) -> Dataset:
+    item = Dataset()
+    item.add(unchecked_element("ReferencedSOPClassUID", outcome.sop_class))
+    item.add(unchecked_element("ReferencedSOPInstanceUID", outcome.sop_instance))
+    if urls is not None:
+        item.RetrieveURL = urls.instance(outcome.study, outcome.series, outcome.sop_instance)
+        if outcome.reason is not None:
+            item.WarningReason = outcome.reason
+    else:
+        item.FailureReason = outcome.reason
+    if outcome.comment:  # Error Comment, as in C-STORE responses: the reason in words
+        item.add(unchecked_element("ErrorComment", outcome.comment))
+    return item
+
+
+routes = [
+    Route("/studies", store_instances, methods=["POST"], name="store_instances"),
+    Route("/studies/{study}", store_instances, methods=["POST"], name="store_study_instances"),
+]

@@ -1,0 +1,120 @@
+"""WADO-RS, the Retrieve transaction (PS3.18 10.4): instances, metadata and bulk data.
+
+Instances are streamed as stored, byte for byte, in worker-thread reads (G3); this server
+does not transcode, so an Accept naming another transfer syntax is a 406. Frames and
+rendered images are in dicomweb_frames."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ..core.archive import Archive
+from ..core.model import StoredInstance
+from ..errors import InvalidInput, NotFound
+from .context import Urls, archive_of, find_instances, read_dataset
+from .dicomjson import DicomJSONResponse, metadata_json
+from .dicomweb_frames import all_frames
+from .errors import NotAcceptable
+from .media import OCTET_STREAM, MediaRange, accepted, accepts_json, admits
+from .multipart import PART_END, closing, encode_parts, new_boundary, part_head, related_content_type
+
+DICOM = "application/dicom"
+CHUNK = 1 << 20
+PIXEL_DATA = 0x7FE00010
+
+
+def _admits_stored(media: MediaRange, syntaxes: set[str]) -> bool:
+    """PS3.18 8.7.3: transfer-syntax=* asks for the stored syntax; an absent one is
+    taken the same way here (the object as stored), a named one must be the stored one."""
+    wanted = media.params.get("transfer-syntax", "*")
+    return admits(media, DICOM) and (wanted == "*" or syntaxes == {wanted})
+
+
+async def retrieve(request: Request) -> Response:
+    instances = await find_instances(request)
+    syntaxes = {i.transfer_syntax for i in instances}
+    if not any(_admits_stored(m, syntaxes) for m in accepted(request)):
+        raise NotAcceptable(
+            f"stored in transfer syntax {', '.join(sorted(syntaxes))}; this archive returns objects "
+            'as stored (Accept: multipart/related; type="application/dicom"; transfer-syntax=*)')
+    boundary = new_boundary()
+    return StreamingResponse(_stream(archive_of(request), instances, boundary),
+                             media_type=related_content_type(DICOM, boundary))
+
+
+async def _stream(archive: Archive, instances: list[StoredInstance], boundary: str) -> AsyncIterator[bytes]:
+    for instance in instances:
+        yield part_head(boundary, f"{DICOM}; transfer-syntax={instance.transfer_syntax}", instance.size)
+        path = archive.path(instance)
+        if path is None:
+            yield await run_in_threadpool(archive.read, instance)
+        else:
+            file = await run_in_threadpool(open, path, "rb")
+            try:
+                while chunk := await run_in_threadpool(file.read, CHUNK):
+                    yield chunk
+            finally:
+                file.close()
+        yield PART_END
+    yield closing(boundary)
+
+
+async def metadata(request: Request) -> Response:
+    if not accepts_json(request):
+        raise NotAcceptable("metadata is served as application/dicom+json only")
+    instances = await find_instances(request)
+    return DicomJSONResponse(await run_in_threadpool(_metadata, archive_of(request), instances, Urls(request)))
+
+
+def _metadata(archive: Archive, instances: list[StoredInstance], urls: Urls) -> list[dict[str, Any]]:
+    out = []
+    for instance in instances:
+        base = urls.instance(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
+        ds = read_dataset(archive, instance, defer=True)
+        out.append(metadata_json(ds, _bulk_uri(base)))
+    return out
+
+
+def _bulk_uri(instance_url: str) -> Callable[[int], str]:
+    return lambda tag: f"{instance_url}/bulkdata/{tag:08X}"
+
+
+async def bulkdata(request: Request) -> Response:
+    """A BulkDataURI of the metadata (PS3.18 10.4): one top-level binary value as
+    application/octet-stream. Pixel Data is served as its frames."""
+    text = request.path_params["tag"]
+    try:
+        tag = int(text, 16) if len(text) == 8 else -1
+    except ValueError:
+        tag = -1
+    if tag < 0:
+        raise InvalidInput(f"{text!r} is not a tag (8 hexadecimal digits)")
+    if tag == PIXEL_DATA:
+        return await all_frames(request)
+    (instance,) = await find_instances(request)
+    ds = await run_in_threadpool(read_dataset, archive_of(request), instance)
+    if tag not in ds or not isinstance(ds[tag].value, bytes):
+        raise NotFound(f"instance {instance.sop_instance_uid} has no bulk data at ({text[:4]},{text[4:]})")
+    if not any(admits(m, OCTET_STREAM) for m in accepted(request)):
+        raise NotAcceptable("bulk data is served as multipart/related; type=\"application/octet-stream\"")
+    boundary = new_boundary()
+    return Response(encode_parts([(OCTET_STREAM, ds[tag].value)], boundary),
+                    media_type=related_content_type(OCTET_STREAM, boundary))
+
+
+_INSTANCE = "/studies/{study}/series/{series}/instances/{instance}"
+routes = [
+    Route("/studies/{study}", retrieve, name="retrieve_study"),
+    Route("/studies/{study}/series/{series}", retrieve, name="retrieve_series"),
+    Route(_INSTANCE, retrieve, name="retrieve_instance"),
+    Route("/studies/{study}/metadata", metadata, name="study_metadata"),
+    Route("/studies/{study}/series/{series}/metadata", metadata, name="series_metadata"),
+    Route(_INSTANCE + "/metadata", metadata, name="instance_metadata"),
+    Route(_INSTANCE + "/bulkdata/{tag}", bulkdata, name="instance_bulkdata"),
+]
