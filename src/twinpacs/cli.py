@@ -221,7 +221,8 @@ def demo(
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "pynetdicom", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app(args=argv, prog_name="twinpacs")
     except ConfigurationError as exc:
