@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from .config import Settings
 from .core.archive import Archive
+from .core.roles import Roles
 from .index.sql import SqlIndex
 from .storage.filesystem import FilesystemBlobStore
+
+
+class BackgroundService(Protocol):
+    """Something a serving site runs beside its listeners (the replication worker...)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -15,6 +24,8 @@ class Site:
     settings: Settings
     archive: Archive
     index: SqlIndex
+    roles: Roles
+    background: list[BackgroundService] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -36,5 +47,8 @@ def build_site(settings: Settings) -> Site:
         FilesystemBlobStore(data_dir / "store"),
         index,
         conflict_policy=settings.storage.conflict_policy,
+        peers=[peer.name for peer in settings.peers],
+        site_name=settings.site_name,
     )
-    return Site(settings, archive, index)
+    roles = Roles(index, archive, settings.site_name, settings.site.role, [p.name for p in settings.peers])
+    return Site(settings, archive, index, roles)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import cli_audit, cli_failover, cli_notice, cli_sync
 from .config import Settings, load_settings
 from .errors import ConfigurationError, TwinpacsError
 
@@ -24,6 +25,10 @@ app = typer.Typer(
 )
 conflicts_app = typer.Typer(help="Instances received twice with different content.", no_args_is_help=True)
 app.add_typer(conflicts_app, name="conflicts")
+app.add_typer(cli_sync.app, name="sync")
+app.add_typer(cli_failover.app, name="failover")
+app.add_typer(cli_notice.app, name="notice")
+app.add_typer(cli_audit.app, name="audit")
 
 out = Console()
 err = Console(stderr=True)
@@ -34,11 +39,14 @@ DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", help="Folde
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
     """Settings from the file and environment, with the flags that were given on top."""
-    overrides: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, Any] = {}
     for dotted, value in flags.items():
         if value is not None and value != [] and value != {}:
             section, key = dotted.split("__")
-            overrides.setdefault(section, {})[key] = value
+            if key:
+                overrides.setdefault(section, {})[key] = value
+            else:
+                overrides[section] = value
     return load_settings(config, overrides)
 
 
@@ -57,6 +65,17 @@ def _parse_destinations(values: list[str]) -> dict[str, str]:
     return destinations
 
 
+def _parse_peers(values: list[str]) -> list[dict[str, str]]:
+    peers = []
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not name or not url.startswith(("http://", "https://")):
+            _fail(f"--peer {value!r}: expected NAME=http://HOST:PORT", 2)
+        peers.append({"name": name, "kind": "twinpacs", "api_url": url.rstrip("/"),
+                      "dicomweb_url": url.rstrip("/") + "/dicom-web"})
+    return peers
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -69,12 +88,17 @@ def serve(
     move_destination: Annotated[
         Optional[list[str]], typer.Option(help="C-MOVE destination AE=HOST:PORT (repeatable).")
     ] = None,
+    role: Annotated[Optional[str], typer.Option(help="active or standby (first start only).")] = None,
+    peer: Annotated[
+        Optional[list[str]], typer.Option(help="twinpacs peer NAME=http://HOST:PORT (repeatable).")
+    ] = None,
 ) -> None:
     """Run one site in the foreground until SIGTERM or Ctrl-C."""
     settings = _settings(
-        config, site__data_dir=data_dir, site__ae_title=ae_title, site__name=site_name,
+        config, site__data_dir=data_dir, site__ae_title=ae_title, site__name=site_name, site__role=role,
         dicom__port=dicom_port, http__port=http_port, dicom__bind=bind, http__bind=bind,
         dicom__move_destinations=_parse_destinations(move_destination or []) or None,
+        peers__=_parse_peers(peer or []) or None,
     )
     from .serve import run_site  # imported late: the servers pull in pynetdicom and uvicorn
 

@@ -36,6 +36,9 @@ class _Section(BaseModel):
 
 class SiteSettings(_Section):
     name: str = Field("", description="Stable identifier of this site; defaults to the AE title. Never derived from hardware.")
+    role: Literal["active", "standby"] = Field(
+        "active", description="Role at first start; afterwards the role a failover set is kept in the index."
+    )
     ae_title: str = Field("TWINPACS", description="The DICOM Application Entity title this site answers to.")
     data_dir: Path = Field(description="Folder holding the object store and, by default, the SQLite index.")
 
@@ -80,6 +83,48 @@ class StorageSettings(_Section):
     )
 
 
+class PeerSettings(_Section):
+    name: str = Field(description="The peer's site name (a twinpacs peer: its [site] name).")
+    kind: Literal["twinpacs", "dimse"] = Field(
+        "twinpacs", description="twinpacs: STOW-RS and hash confirmation; dimse: any archive over C-STORE."
+    )
+    dicomweb_url: str = Field("", description="DICOMweb base URL, e.g. http://127.0.0.1:8081/dicom-web.")
+    api_url: str = Field("", description="twinpacs peers: base URL of its HTTP server; derived from dicomweb_url if empty.")
+    ae_title: str = Field("", description="DIMSE peers: AE title.")
+    host: str = Field("127.0.0.1", description="DIMSE peers: host.")
+    port: int = Field(0, ge=0, le=65535, description="DIMSE peers: port.")
+    storage_commitment: bool = Field(
+        False, description="DIMSE peers: confirm through Storage Commitment (else objects stay 'sent, not verified')."
+    )
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae(cls, v: str) -> str:
+        return check_ae_title(v) if v else v
+
+    @property
+    def base_url(self) -> str:
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        return self.dicomweb_url.rstrip("/").removesuffix("/dicom-web")
+
+
+class ReplicationSettings(_Section):
+    batch_size: int = Field(20, ge=1, le=1000, description="Objects per STOW-RS request to a peer.")
+    retry_initial_s: float = Field(1.0, gt=0, description="First retry delay after a failed send; doubles each time.")
+    retry_max_s: float = Field(300.0, gt=0, description="Longest delay between two retries.")
+    give_up_after: int = Field(
+        20, ge=1, description="Attempts after which an object is marked failed (visible, retried only on request)."
+    )
+    commitment_waits_for_peer: bool = Field(
+        False, description="Storage Commitment to modalities succeeds only once every peer confirmed the object."
+    )
+
+
+class NoticeSettings(_Section):
+    webhooks: list[str] = Field(default_factory=list, description="URLs that receive every notice as JSON (POST).")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TWINPACS_", env_nested_delimiter="__", extra="forbid"
@@ -90,6 +135,22 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
     storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
+    peers: list[PeerSettings] = Field(default_factory=list)
+    replication: ReplicationSettings = Field(default_factory=ReplicationSettings)  # type: ignore[arg-type]
+    notices: NoticeSettings = Field(default_factory=NoticeSettings)  # type: ignore[arg-type]
+
+    @field_validator("peers")
+    @classmethod
+    def _peers(cls, peers: list[PeerSettings]) -> list[PeerSettings]:
+        names = [p.name for p in peers]
+        if len(set(names)) != len(names):
+            raise ValueError("peer names must be unique")
+        for peer in peers:
+            if peer.kind == "twinpacs" and not peer.base_url:
+                raise ValueError(f"peer {peer.name}: a twinpacs peer needs dicomweb_url or api_url")
+            if peer.kind == "dimse" and not (peer.ae_title and peer.port):
+                raise ValueError(f"peer {peer.name}: a DIMSE peer needs ae_title and port")
+        return peers
 
     @property
     def site_name(self) -> str:

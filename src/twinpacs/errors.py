@@ -68,3 +68,10 @@ class ConfigurationError(TwinpacsError):
     """A setting is missing or wrong; the site refuses to start."""
 
     http_status = 500
+
+
+class SiteNotActive(TwinpacsError):
+    """A clinical store sent to a standby site; the message names the active site."""
+
+    http_status = 503
+    dimse_status = 0xA700  # Refused: out of resources (temporary; the sender may retry elsewhere)

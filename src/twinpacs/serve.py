@@ -39,6 +39,8 @@ def run_site(settings: Settings) -> None:
 async def _serve(site: Site) -> None:
     settings = site.settings
     dimse = start_dimse(site)
+    for service in site.background:
+        service.start()
     try:
         config = uvicorn.Config(
             create_app(site), host=settings.http.bind, port=settings.http.port,
@@ -54,8 +56,8 @@ async def _serve(site: Site) -> None:
         if server.started:
             http_port = server.servers[0].sockets[0].getsockname()[1]
             log.info(
-                "twinpacs ready: site %s, AE %s, DICOM %s:%d, HTTP http://%s:%d, data %s",
-                site.name, site.ae_title, settings.dicom.bind, dimse.port,
+                "twinpacs ready: site %s (%s), AE %s, DICOM %s:%d, HTTP http://%s:%d, data %s",
+                site.name, site.roles.role, site.ae_title, settings.dicom.bind, dimse.port,
                 settings.http.bind, http_port, settings.site.data_dir,
             )
         await task
@@ -64,4 +66,6 @@ async def _serve(site: Site) -> None:
     finally:
         log.info("twinpacs stopping: finishing in-flight DICOM associations")
         dimse.shutdown()
+        for service in reversed(site.background):
+            service.stop()
         log.info("twinpacs stopped")

@@ -48,7 +48,8 @@ def series(key: str, number: int) -> str:
 
 
 def sop(key: str, number: int, instance: int) -> str:
-    return next(str(ds.SOPInstanceUID) for ds in DATA[key] if (ds.SeriesNumber, ds.InstanceNumber) == (number, instance))
+    return next(str(ds.SOPInstanceUID) for ds in DATA[key]
+                if (ds.SeriesNumber, ds.InstanceNumber) == (number, instance))
 
 
 def patient(pid: str) -> Dataset:
@@ -159,9 +160,12 @@ def test_study_responses_hold_exactly_the_keys_asked_for(server: DimseServer, tm
              "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "InstitutionName", "(0011,0010)"]
     (found,) = findscu(server, "S", "STUDY", [f"StudyInstanceUID={study('A1')}", *asked], tmp_path / "rsp")
     assert _keys(found) == {"StudyInstanceUID", *EXTRA_KEYS, *asked[:-1], "(0011,0010)"}
-    assert (found.QueryRetrieveLevel, found.RetrieveAETitle, found.SpecificCharacterSet) == ("STUDY", "TWINPACS", "ISO_IR 192")
-    assert (found.PatientName, found.PatientID, found.StudyDate, found.AccessionNumber) == ("Alder^Ann", "TPA", "20240105", "ACC001")
-    assert (found.ModalitiesInStudy, found.NumberOfStudyRelatedSeries, found.NumberOfStudyRelatedInstances) == ("CT", 2, 4)
+    assert (found.QueryRetrieveLevel, found.RetrieveAETitle, found.SpecificCharacterSet) == (
+        "STUDY", "TWINPACS", "ISO_IR 192")
+    assert (found.PatientName, found.PatientID, found.StudyDate, found.AccessionNumber) == (
+        "Alder^Ann", "TPA", "20240105", "ACC001")
+    assert (found.ModalitiesInStudy, found.NumberOfStudyRelatedSeries,
+            found.NumberOfStudyRelatedInstances) == ("CT", 2, 4)
     assert found.InstitutionName == "" and found[0x00110010].value in (None, "", b"")  # unknown: returned empty
 
 

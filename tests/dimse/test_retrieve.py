@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -20,20 +19,20 @@ from pydicom.uid import (
     JPEGLSLossless,
     RLELossless,
 )
-from pynetdicom import build_context, build_role, evt
-from pynetdicom.events import Event
-from pynetdicom.sop_class import (
-    CTImageStorage,
-    PatientRootQueryRetrieveInformationModelMove,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-)
 
 from twinpacs.dimse import DimseServer
-
 from twinpacs.synthetic import write_study
 
-from .conftest import HOST, SYNTAXES, StartServer, association, dataset_bytes, dcmtk, spec, store_files, write_files
+from .conftest import (
+    HOST,
+    SYNTAXES,
+    StartServer,
+    dataset_bytes,
+    dcmtk,
+    spec,
+    store_files,
+    write_files,
+)
 
 # getscu proposes one context per storage SOP class: [preferred syntax, uncompressed ones].
 # No flag names 1.2.840.10008.1.2.4.57, and DCMTK 3.6.7's +xi proposes explicit VR: C-MOVE covers those.

@@ -4,6 +4,7 @@ unknown destinations, bad identifiers, no match, C-CANCEL, outbound sockets."""
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,15 @@ from twinpacs.dimse import DimseServer
 from twinpacs.dimse.server import STORAGE_TRANSFER_SYNTAXES
 from twinpacs.synthetic import write_study
 
-from .conftest import HOST, StartServer, association, dataset_bytes, spec, store_files
+from .conftest import (
+    HOST,
+    StartServer,
+    association,
+    dataset_bytes,
+    listen,
+    spec,
+    store_files,
+)
 
 GET = StudyRootQueryRetrieveInformationModelGet
 MOVE = StudyRootQueryRetrieveInformationModelMove
@@ -51,8 +60,7 @@ class Spy:
         ae = AE(ae_title="SPY")
         ae.add_supported_context(CTImageStorage, STORAGE_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
-        self._server: ThreadedAssociationServer = ae.start_server(
-            (HOST, 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self.on_store)])
+        self._server: ThreadedAssociationServer = listen(ae, [(evt.EVT_C_STORE, self.on_store)])
 
     @property
     def address(self) -> str:
@@ -91,7 +99,9 @@ def move(server: DimseServer, identifier: Dataset, destination: str = "SPY") -> 
         return list(assoc.send_c_move(identifier, destination, MOVE))
 
 
-def test_c_move_sends_stored_bytes_over_sockets_with_nagle_off(moving: tuple[DimseServer, list[Path]], spy: Spy) -> None:
+def test_c_move_sends_stored_bytes_over_sockets_with_nagle_off(
+    moving: tuple[DimseServer, list[Path]], spy: Spy,
+) -> None:
     server, files = moving
     responses = move(server, query("STUDY", StudyInstanceUID=_study_uid(files)))
     assert responses[-1][0].Status == 0x0000
@@ -124,7 +134,8 @@ def get(server: DimseServer, identifier: Dataset, model: str = GET,
             on_store(event)
         return 0x0000
 
-    contexts = [build_context(model), build_context(CTImageStorage, STORAGE_TRANSFER_SYNTAXES)]
+    # One context per syntax, so every stored syntax can come back as it is.
+    contexts = [build_context(model), *(build_context(CTImageStorage, ts) for ts in STORAGE_TRANSFER_SYNTAXES)]
     with association(server.port, contexts, ext_neg=[build_role(CTImageStorage, scp_role=True)],
                      evt_handlers=[(evt.EVT_C_STORE, store)]) as assoc:
         return list(assoc.send_c_get(identifier, model)), received
@@ -141,17 +152,18 @@ def _study_uid(files: list[Path]) -> str:
     return str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
 
 
-@pytest.mark.parametrize(("model", "identifier", "words"), [
-    (GET, query("SERIES", StudyInstanceUID="1.2.3"), "SeriesInstanceUID"),
-    (GET, query("PATIENT", PatientID="X"), "PATIENT"),  # no patient level in the study root
-    (PatientRootQueryRetrieveInformationModelGet, query("PATIENT"), "PatientID"),
-    (GET, query("NOLEVEL", StudyInstanceUID="1.2.3"), "QueryRetrieveLevel"),
-    (GET, query("STUDY", StudyInstanceUID="1.02.3"), "UID"),
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # the client is told to send one
+@pytest.mark.parametrize(("model", "level", "keys", "words"), [
+    (GET, "SERIES", {"StudyInstanceUID": "1.2.3"}, "SeriesInstanceUID"),
+    (GET, "PATIENT", {"PatientID": "X"}, "PATIENT"),  # no patient level in the study root
+    (PatientRootQueryRetrieveInformationModelGet, "PATIENT", {}, "PatientID"),
+    (GET, "NOLEVEL", {"StudyInstanceUID": "1.2.3"}, "QueryRetrieveLevel"),
+    (GET, "STUDY", {"StudyInstanceUID": "1.02.3"}, "UID"),
 ], ids=["no unique key", "patient level in study root", "no patient id", "unknown level", "bad uid"])
 def test_c_get_with_a_bad_identifier_fails_with_a_comment(
-    server: DimseServer, stored: list[Path], model: str, identifier: Dataset, words: str,
+    server: DimseServer, stored: list[Path], model: str, level: str, keys: dict[str, str], words: str,
 ) -> None:
-    responses, received = get(server, identifier, model)
+    responses, received = get(server, query(level, **keys), model)
     status = responses[-1][0]
     assert status.Status == 0xA900 and words in status.ErrorComment
     assert not received
@@ -180,3 +192,16 @@ def test_a_store_without_files_is_sent_from_its_bytes(
     monkeypatch.setattr(server.site.archive, "path", lambda instance: None)
     responses, received = get(server, query("STUDY", StudyInstanceUID=_study_uid(stored)))
     assert responses[-1][0].Status == 0x0000 and len(received) == len(stored)
+
+
+def test_retrieval_sends_the_file_not_a_re_encoding(server: DimseServer, tmp_path: Path) -> None:
+    """A group length element survives only if the stored bytes are sent as they are:
+    pydicom drops (gggg,0000) for groups above 6 whenever it encodes a data set."""
+    path = write_study(spec(instances_per_series=1), tmp_path / "sent")[0]
+    data = path.read_bytes()
+    start = len(data) - len(dataset_bytes(data))
+    group_length = struct.pack("<HH2sHI", 0x0008, 0x0000, b"UL", 4, 0)  # value unchecked by anyone
+    with_group_length = data[:start] + group_length + data[start:]
+    server.site.archive.store(with_group_length, source="TEST")
+    _, received = get(server, query("STUDY", StudyInstanceUID=_study_uid([path])))
+    assert [dataset_bytes(r) for r in received] == [dataset_bytes(with_group_length)]

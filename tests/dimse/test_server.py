@@ -76,7 +76,7 @@ def _refused(port: int, timeout: float = 5.0) -> bool:
     while time.monotonic() < deadline:
         try:
             socket.create_connection((HOST, port), timeout=0.5).close()
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):  # reset: closed mid-handshake
             return True
         time.sleep(0.01)
     return False

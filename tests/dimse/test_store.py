@@ -13,7 +13,15 @@ from pynetdicom import build_context
 from twinpacs.dimse import DimseServer
 from twinpacs.synthetic import encode, make_study
 
-from .conftest import SYNTAXES, association, dataset_bytes, dcmtk, dcmtk_profile, spec, write_files
+from .conftest import (
+    SYNTAXES,
+    association,
+    dataset_bytes,
+    dcmtk,
+    dcmtk_profile,
+    spec,
+    write_files,
+)
 
 NOTHING = {"patients": 0, "studies": 0, "series": 0, "instances": 0}
 
@@ -42,11 +50,11 @@ def test_storescu_is_stored_in_the_syntax_it_sent(server: DimseServer, syntax: U
 def test_the_received_bytes_are_the_stored_bytes(server: DimseServer, tmp_path: Path) -> None:
     files = [f for n, syntax in enumerate(SYNTAXES) for f in write_files(syntax, tmp_path / UID(syntax).keyword, n)]
     metas = [dcmread(f, stop_before_pixels=True).file_meta for f in files]
-    contexts = [build_context(m.MediaStorageSOPClassUID, m.TransferSyntaxUID) for m in metas]
-    with association(server.port, list({(c.abstract_syntax, c.transfer_syntax[0]): c for c in contexts}.values())) as assoc:
+    pairs = dict.fromkeys((m.MediaStorageSOPClassUID, m.TransferSyntaxUID) for m in metas)
+    with association(server.port, [build_context(*pair) for pair in pairs]) as assoc:
         for path in files:  # a path is streamed as it is (the server enabled chunked sending)
             assert assoc.send_c_store(path).Status == 0x0000
-    for path, meta in zip(files, metas):
+    for path, meta in zip(files, metas, strict=True):
         assert dataset_bytes(stored_bytes(server, meta.MediaStorageSOPInstanceUID)) == dataset_bytes(path.read_bytes())
 
 

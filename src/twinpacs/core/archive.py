@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, SiteNotActive
 from ..ports import BlobStore, Index, IndexTransaction
 from .model import InstanceRecord, StoredInstance
 from .parsing import parse_part10
@@ -55,29 +55,39 @@ class Archive:
         conflict_policy: str = "keep-first",
         peers: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        site_name: str = "",
     ) -> None:
         self.blobs = blobs
         self.index = index
         self.conflict_policy = conflict_policy
         self.peers = peers or []  # replication targets: each store queues one outbox row per peer
         self.clock = clock
+        self.site_name = site_name
+        self.role = "active"  # set from the index's site state by the composition root
+        self.active_site = site_name
 
     # -- store ---------------------------------------------------------------------------
 
-    def store(self, data: bytes, source: str = "") -> StoreResult:
+    def store(self, data: bytes, source: str = "", origin: str | None = None) -> StoreResult:
         """Store a Part 10 object durably (G1): the bytes are fsynced before the index
-        transaction commits, and only a returned result may be acknowledged to a sender."""
+        transaction commits, and only a returned result may be acknowledged to a sender.
+        `origin` names the peer an object came from by replication: it is not sent back there,
+        and it is accepted on a standby site, which refuses clinical stores."""
+        if origin is None and self.role != "active":
+            raise SiteNotActive(f"this site ({self.site_name}) is on standby: send to the active site "
+                                f"{self.active_site or '(unknown)'}")
         parsed = parse_part10(data)
         record = InstanceRecord.from_dataset(parsed.dataset, parsed.transfer_syntax, parsed.content_hash, len(data))
         # Blob first, index second: a crash between the two leaves an unindexed file that no
         # reader can see. It is not deleted on failure, since an identical concurrent store
         # may already be committing a reference to it.
         written = self.blobs.put(record.content_hash, data)
-        status = self.index.write(lambda tx: self._record(tx, record, source, len(data), written))
+        status = self.index.write(lambda tx: self._record(tx, record, source, len(data), written, origin))
         return StoreResult(status, record.sop_instance_uid, record.attributes["SOPClassUID"],
                            record.content_hash, len(data), written)
 
-    def _record(self, tx: IndexTransaction, record: InstanceRecord, source: str, received: int, written: int) -> StoreStatus:
+    def _record(self, tx: IndexTransaction, record: InstanceRecord, source: str, received: int, written: int,
+                origin: str | None) -> StoreStatus:
         now = self.clock()
         tx.add_to_counter("bytes_received", received)
         tx.add_to_counter("bytes_written", written)
@@ -87,7 +97,7 @@ class Archive:
             return StoreStatus.DUPLICATE
         if current is None:
             tx.insert_instance(record, source, now)
-            self._changed(tx, "stored", record, now)
+            self._changed(tx, "stored", record, now, origin)
             tx.add_to_counter("instances_stored", 1)
             return StoreStatus.STORED
         tx.add_to_counter("conflicts", 1)
@@ -96,15 +106,16 @@ class Archive:
         if self.conflict_policy == "newer-wins":
             tx.add_version(record.sop_instance_uid, tx.current_version(record.sop_instance_uid), "open")
             tx.replace_current(record, source, now)
-            self._changed(tx, "replaced", record, now)
+            self._changed(tx, "replaced", record, now, origin)
         else:
             tx.add_version(record.sop_instance_uid, new_version, "open")
         log.warning("conflicting version of %s from %s kept (%s)", record.sop_instance_uid, source, self.conflict_policy)
         return StoreStatus.CONFLICT
 
-    def _changed(self, tx: IndexTransaction, kind: str, record: InstanceRecord, now: datetime) -> None:
+    def _changed(self, tx: IndexTransaction, kind: str, record: InstanceRecord, now: datetime,
+                 origin: str | None = None) -> None:
         seq = tx.log_change(kind, record, now)
-        tx.enqueue(seq, self.peers, record)
+        tx.enqueue(seq, [p for p in self.peers if p != origin], record, now)
 
     # -- find and retrieve -----------------------------------------------------------------
 

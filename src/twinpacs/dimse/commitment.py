@@ -27,7 +27,6 @@ from pynetdicom.association import Association
 from pynetdicom.dsutils import decode
 from pynetdicom.events import Event
 from pynetdicom.pdu import P_DATA_TF
-from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from ..config import parse_host_port
 from ..core.archive import Archive
@@ -44,19 +43,22 @@ from .status import (
     SUCCESS,
     status,
 )
+from .uids import StorageCommitmentPushModel, StorageCommitmentPushModelInstance
 
 log = logging.getLogger(__name__)
 
-WELL_KNOWN_INSTANCE = UID("1.2.840.10008.1.20.1.1")  # PS3.4 J.3.5
 REQUEST_STORAGE_COMMITMENT = 1  # ActionTypeID
 ALL_COMMITTED, FAILURES_EXIST = 1, 2  # EventTypeID
 _N_ACTION_RSP = 0x8130  # CommandField
 
 
+_References = tuple[tuple[str, str], ...]  # (SOP Class UID, SOP Instance UID)
+
+
 @dataclass(frozen=True)
 class CommitmentRequest:
     transaction_uid: str
-    references: tuple[tuple[str, str], ...]  # (SOP Class UID, SOP Instance UID)
+    references: _References
     requester: str  # calling AE title
     association: Association
 
@@ -67,8 +69,9 @@ class StorageCommitment:
         self.archive = archive
         self.addresses = addresses
         self._lock = threading.Lock()
-        # Requests whose N-ACTION response has not been sent yet, per association and Message ID.
-        self._waiting: WeakKeyDictionary[Association, dict[int, CommitmentRequest]] = WeakKeyDictionary()
+        # (TransactionUID, references) whose N-ACTION response has not been sent yet, per
+        # association and Message ID; weak, so an association that died first is forgotten.
+        self._waiting: WeakKeyDictionary[Association, dict[int, tuple[str, _References]]] = WeakKeyDictionary()
         self._reports = ThreadPoolExecutor(max_workers=2, thread_name_prefix="commitment-report")
 
     @property
@@ -79,7 +82,7 @@ class StorageCommitment:
         try:
             if event.action_type != REQUEST_STORAGE_COMMITMENT:
                 return status(NO_SUCH_ACTION, f"action type {event.action_type} is not defined"), None
-            request = _parse(event.action_information, event.assoc)
+            request = _parse(event.action_information)
         except (AttributeError, KeyError) as exc:
             return status(MISSING_ATTRIBUTE, f"missing attribute: {exc}"), None
         except InvalidInput as exc:
@@ -88,7 +91,7 @@ class StorageCommitment:
             log.error("storage commitment request failed", exc_info=exc)
             return status(PROCESSING_FAILURE, type(exc).__name__), None
         with self._lock:
-            self._waiting.setdefault(event.assoc, {})[int(event.request.MessageID)] = request
+            self._waiting.setdefault(event.assoc, {})[int(event.request.MessageID or 0)] = request
         return SUCCESS, None
 
     def on_pdu_sent(self, event: Event) -> None:
@@ -97,17 +100,20 @@ class StorageCommitment:
             return
         message_id = _n_action_response_id(event.pdu)
         with self._lock:
-            request = self._waiting.get(event.assoc, {}).pop(message_id, None) if message_id is not None else None
-        if request is not None:
+            waiting = self._waiting.get(event.assoc, {}).pop(message_id, None) if message_id is not None else None
+        if waiting is not None:
+            transaction, references = waiting
+            request = CommitmentRequest(transaction, references, event.assoc.requestor.ae_title, event.assoc)
             self._reports.submit(self._deliver, request)
 
     def shutdown(self) -> None:
         self._reports.shutdown(wait=True)
 
-    def report(self, request: CommitmentRequest) -> tuple[int, Dataset]:
+    def _report(self, request: CommitmentRequest) -> tuple[int, Dataset]:
         """The N-EVENT-REPORT's Event Type ID and Event Information (PS3.4 J.3.3.1.1)."""
         held = self._held([uid for _, uid in request.references])
-        committed, failed = [], []
+        committed: list[Dataset] = []
+        failed: list[Dataset] = []
         for sop_class, sop_instance in request.references:
             item = Dataset()
             item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_instance
@@ -136,7 +142,7 @@ class StorageCommitment:
 
     def _deliver(self, request: CommitmentRequest) -> None:
         try:
-            event_type, info = self.report(request)
+            event_type, info = self._report(request)
             address = self.addresses.get(request.requester)
             if address is None:
                 self._send(request.association, event_type, info, request)
@@ -157,19 +163,20 @@ class StorageCommitment:
             log.error("storage commitment report %s for %s not delivered: no association",
                       request.transaction_uid, request.requester)
             return
-        rsp = assoc.send_n_event_report(info, event_type, StorageCommitmentPushModel, WELL_KNOWN_INSTANCE)
-        if rsp.get("Status") != SUCCESS:
+        rsp, _ = assoc.send_n_event_report(info, event_type, StorageCommitmentPushModel,
+                                           StorageCommitmentPushModelInstance)
+        if rsp.get("Status") != SUCCESS:  # an empty Dataset when the peer did not answer
             log.error("storage commitment report %s: %s answered %s",
                       request.transaction_uid, request.requester, rsp.get("Status"))
 
 
-def _parse(info: Dataset, assoc: Association) -> CommitmentRequest:
+def _parse(info: Dataset) -> tuple[str, _References]:
     transaction = check_uid("TransactionUID", str(info.TransactionUID))
     references = tuple((str(item.ReferencedSOPClassUID), str(item.ReferencedSOPInstanceUID))
                        for item in info.ReferencedSOPSequence)
     if not references:
         raise InvalidInput("ReferencedSOPSequence is empty")
-    return CommitmentRequest(transaction, references, assoc.requestor.ae_title, assoc)
+    return transaction, references
 
 
 def _n_action_response_id(pdu: object) -> int | None:

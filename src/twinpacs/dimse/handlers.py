@@ -5,22 +5,23 @@ C-ECHO needs nothing beyond pynetdicom's default handler."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom.events import Event
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-)
 
 from ..core.archive import Archive, StoreStatus
 from ..core.model import Level
 from ..core.query import build_query, parse_level
 from ..errors import UnknownQueryLevel
 from .status import CANCEL, PENDING, SUCCESS, WARNING_COERCION, failure, status
+from .uids import (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
 
 # Elements of an identifier that steer the query rather than ask for an attribute.
 _CONTROL_KEYWORDS = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
@@ -91,12 +92,16 @@ def response(level: Level, requested: list[DataElement], row: dict[str, str], ae
     return ds
 
 
-def _typed(vr: str, value: str) -> object:
+def _typed(vr: str, value: str) -> Any:
     if vr == "SQ":
         return []
     if not value:
         return None
     parts = value.split("\\")
     if vr in _BINARY_VRS:
-        parts = [_BINARY_VRS[vr](p) for p in parts]  # type: ignore[misc]
-    return parts if len(parts) > 1 else parts[0]
+        return _one_or_many([_BINARY_VRS[vr](p) for p in parts])
+    return _one_or_many(parts)
+
+
+def _one_or_many(values: list[Any]) -> Any:
+    return values if len(values) > 1 else values[0]

@@ -12,7 +12,6 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import build_context
 from pynetdicom.events import Event
-from pynetdicom.sop_class import Verification
 
 from ..config import parse_host_port
 from ..core.archive import Archive
@@ -24,6 +23,7 @@ from .handlers import query_level, text
 from .scu import move_destination_kwargs, storage_contexts
 from .status import CANCEL, PENDING, failure
 from .transport import StoredFile
+from .uids import Verification
 
 log = logging.getLogger(__name__)
 

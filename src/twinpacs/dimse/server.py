@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from pydicom.uid import (
+    JPEG2000,
     UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
@@ -26,7 +27,14 @@ from pydicom.uid import (
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
-from pynetdicom.sop_class import (
+from pynetdicom.transport import ThreadedAssociationServer
+
+from ..app import Site
+from .commitment import StorageCommitment
+from .handlers import handle_find, handle_store
+from .retrieve import handle_get, handle_move
+from .transport import CONNECTION_HANDLERS, enable_stored_file_sending
+from .uids import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -36,18 +44,13 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from pynetdicom.transport import ThreadedAssociationServer
-
-from ..app import Site
-from .commitment import StorageCommitment
-from .handlers import handle_find, handle_store
-from .retrieve import handle_get, handle_move
-from .transport import CONNECTION_HANDLERS, enable_stored_file_sending
 
 log = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 0.05  # seconds the accept loop may take to notice shutdown()
 
+# Accepted for storage and for C-STORE inside C-GET; which one is used is the requester's
+# choice (see prefer_requested_syntaxes), so the order here does not matter.
 STORAGE_TRANSFER_SYNTAXES = [
     ImplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -87,10 +90,6 @@ class DimseServer:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    @property
-    def ae_title(self) -> str:
-        return self.ae.ae_title
-
     def shutdown(self, grace: float = 5.0) -> None:
         """Stop accepting, give open associations `grace` seconds to end, abort the rest,
         then wait for their threads: a handler already running (a store being made durable)
@@ -117,14 +116,18 @@ def prefer_requested_syntaxes(event: Event) -> None:
     """EVT_REQUESTED: let the requester's transfer syntax preference decide.
 
     pynetdicom, as acceptor, takes the first of *its own* syntaxes that a proposed context
-    lists. Reordering this association's copy of our contexts to follow the proposals means a
-    sender keeps the syntax its file is in (storescu proposes [JPEG-LS, Explicit, Implicit]
-    for a JPEG-LS file), and a C-GET requester receives what it asked for first."""
+    lists. Reordering this association's copy of our contexts to follow the proposals lets a
+    sender offering several syntaxes keep the one it listed first (usually its file's), and
+    gives a C-GET requester such as `getscu +xs`, proposing [JPEG Lossless, Explicit VR LE,
+    ...] in one context, the JPEG Lossless it asked for."""
+    request = event.assoc.requestor.primitive
+    if request is None:
+        return
     proposed: dict[str, list[UID]] = {}
-    for context in event.assoc.requestor.primitive.presentation_context_definition_list:
-        proposed.setdefault(context.abstract_syntax, []).extend(context.transfer_syntax)
+    for context in request.presentation_context_definition_list:
+        proposed.setdefault(str(context.abstract_syntax), []).extend(context.transfer_syntax)
     for context in event.assoc.acceptor.supported_contexts:  # a per-association copy
-        wanted = proposed.get(context.abstract_syntax)
+        wanted = proposed.get(str(context.abstract_syntax))
         if wanted:
             ours = context.transfer_syntax
             context.transfer_syntax = [*dict.fromkeys(ts for ts in wanted if ts in ours),
@@ -137,7 +140,8 @@ def build_ae(site: Site) -> AE:
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         # Both roles: C-STORE SCP for senders, C-STORE SCU inside C-GET (role selection).
-        ae.add_supported_context(context.abstract_syntax, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
+        ae.add_supported_context(str(context.abstract_syntax), STORAGE_TRANSFER_SYNTAXES,
+                                 scu_role=True, scp_role=True)
     for model in QUERY_RETRIEVE_MODELS:
         ae.add_supported_context(model)
     ae.add_supported_context(StorageCommitmentPushModel)
@@ -150,7 +154,7 @@ def start_dimse(site: Site) -> DimseServer:
     settings = site.settings.dicom
     ae = build_ae(site)
     commitment = StorageCommitment(ae, site.archive, settings.move_destinations)
-    handlers = [
+    handlers: list[Any] = [
         *CONNECTION_HANDLERS,
         (evt.EVT_REQUESTED, prefer_requested_syntaxes),
         (evt.EVT_C_STORE, handle_store, [site.archive]),

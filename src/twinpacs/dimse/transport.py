@@ -64,8 +64,9 @@ def _send_stored_files(assoc: Association) -> None:
             # convert between uncompressed syntaxes (compressed ones still fail, as they must).
             return send(dcmread(dataset.path), *args, **kwargs)
 
-    # An instance attribute: pynetdicom builds Association objects itself, so a subclass
-    # cannot be substituted; its service classes call assoc.send_c_store, which finds this.
+    # An instance attribute: pynetdicom builds Association objects itself, so no subclass can
+    # be substituted; its service classes call assoc.send_c_store and find this one. (pynetdicom
+    # swaps assoc.abort the same way in service_class.attempt.)
     assoc.send_c_store = send_c_store  # type: ignore[method-assign]
 
 

@@ -115,9 +115,13 @@ outbox = Table(
     Column("peer", String(64), nullable=False),
     Column("SOPInstanceUID", String(64), nullable=False),
     Column("content_hash", String(64), nullable=False),
+    # pending -> confirmed | unverified (sent, peer cannot confirm) | failed (gave up; visible)
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=False, server_default=""),
     Index("ix_outbox_peer_state", "peer", "state"),
 )
 
@@ -126,4 +130,51 @@ counters = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+# Site state that outlives a restart and can differ from the configuration: the role after a failover.
+site_state = Table(
+    "site_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Downtime and degraded-state notices (G10).
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("posted_at", DateTime(timezone=True), nullable=False),
+    Column("cleared_at", DateTime(timezone=True), nullable=True),
+    Column("severity", String(16), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("body", Text, nullable=False, server_default=""),
+    Column("studies", Text, nullable=False, server_default="[]"),  # JSON list of study summaries
+    Column("posted_by", String(128), nullable=False, server_default=""),
+)
+
+# Append-only record of operator actions (failovers, forced overrides). Never updated or deleted.
+operator_log = Table(
+    "operator_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("details", Text, nullable=False, server_default="{}"),  # JSON
+)
+
+# Incidents drafted by the archive itself; the incident register (a later issue) takes them over.
+incident_drafts = Table(
+    "incident_drafts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("details", Text, nullable=False, server_default="{}"),  # JSON
 )

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from ..core.model import StoredInstance
 from ..core.query import Query
 from .database import Database
 from .queries import counts, run_query, stored_instances
-from .schema import counters, instance_versions, instances
+from .schema import counters, instance_versions, instances, site_state
 from .transaction import IndexTransaction
 
 T = TypeVar("T")
@@ -69,6 +70,18 @@ class SqlIndex:
                 update(instance_versions).where(instance_versions.c.id == version_id)
                 .values(state="resolved", resolution=resolution)
             )
+        self.write(work)
+
+    def state(self, key: str) -> str | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(site_state.c.value).where(site_state.c.key == key)).first()
+            return row[0] if row else None
+
+    def set_state(self, key: str, value: str, at: datetime) -> None:
+        def work(tx: IndexTransaction) -> None:
+            done = tx.conn.execute(update(site_state).where(site_state.c.key == key).values(value=value, updated_at=at))
+            if done.rowcount == 0:
+                tx.conn.execute(insert(site_state).values(key=key, value=value, updated_at=at))
         self.write(work)
 
     def close(self) -> None:

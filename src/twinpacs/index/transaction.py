@@ -73,12 +73,12 @@ class IndexTransaction:
         ))
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def enqueue(self, change_seq: int, peers: list[str], record: InstanceRecord) -> None:
-        """The outbox seam: replication work is queued in the store's own transaction."""
+    def enqueue(self, change_seq: int, peers: list[str], record: InstanceRecord, at: datetime) -> None:
+        """The outbox: replication work is queued in the store's own transaction (G1)."""
         for peer in peers:
             self.conn.execute(insert(outbox).values(
                 change_seq=change_seq, peer=peer, SOPInstanceUID=record.sop_instance_uid,
-                content_hash=record.content_hash, state="pending",
+                content_hash=record.content_hash, state="pending", created_at=at, next_attempt_at=at,
             ))
 
     def add_to_counter(self, name: str, delta: int) -> None:

@@ -12,7 +12,17 @@ from starlette.routing import Mount, Route
 
 from ..app import Site
 from ..errors import TwinpacsError
-from . import dicomweb_frames, dicomweb_qido, dicomweb_stow, dicomweb_wado
+from . import (
+    api_audit,
+    api_notices,
+    api_replication,
+    api_sync,
+    dicomweb_frames,
+    dicomweb_qido,
+    dicomweb_stow,
+    dicomweb_wado,
+    metrics,
+)
 from .errors import CatchAll, http_exception, twinpacs_error
 
 
@@ -31,6 +41,11 @@ def create_app(site: Site) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/api/figures", figures),
+            *api_sync.routes,
+            *api_replication.routes,
+            *api_notices.routes,
+            *api_audit.routes,
+            *metrics.routes,
             Mount("/dicom-web", routes=dicomweb),
         ],
         middleware=[Middleware(CatchAll)],

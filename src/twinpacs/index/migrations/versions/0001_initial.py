@@ -1,4 +1,5 @@
-"""Initial index: patients, studies, series, instances, versions, change log, outbox, counters.
+"""Initial index: patients, studies, series, instances, versions, change log, outbox, counters,
+site state, notices, operator log, incident drafts.
 
 Revision ID: 0001
 Revises:
@@ -100,6 +101,9 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text, nullable=False, server_default=""),
     )
     op.create_index("ix_outbox_peer_state", "outbox", ["peer", "state"])
     op.create_table(
@@ -107,8 +111,43 @@ def upgrade() -> None:
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "site_state",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "notices",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cleared_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("severity", sa.String(16), nullable=False),
+        sa.Column("title", sa.String(256), nullable=False),
+        sa.Column("body", sa.Text, nullable=False, server_default=""),
+        sa.Column("studies", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("posted_by", sa.String(128), nullable=False, server_default=""),
+    )
+    op.create_table(
+        "operator_log",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+        sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+    )
+    op.create_table(
+        "incident_drafts",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("site", sa.String(64), nullable=False),
+        sa.Column("title", sa.String(256), nullable=False),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+    )
 
 
 def downgrade() -> None:
-    for table in ("counters", "outbox", "changes", "instance_versions", "instances", "series", "studies", "patients"):
+    for table in ("incident_drafts", "operator_log", "notices", "site_state", "counters", "outbox", "changes", "instance_versions", "instances", "series", "studies", "patients"):
         op.drop_table(table)
