@@ -25,6 +25,7 @@ class LiveSite:
     data_dir: Path
     ae_title: str
     extra_args: tuple[str, ...] = ()
+    fixed_ports: tuple[int, int] = (0, 0)  # (DICOM, HTTP); 0 lets the site pick
     process: subprocess.Popen[str] | None = None
     dicom_port: int = 0
     http_port: int = 0
@@ -38,7 +39,8 @@ class LiveSite:
         self.log = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "twinpacs", "serve", "--data-dir", str(self.data_dir),
-             "--ae-title", self.ae_title, "--dicom-port", "0", "--http-port", "0", *self.extra_args],
+             "--ae-title", self.ae_title, "--dicom-port", str(self.fixed_ports[0]),
+             "--http-port", str(self.fixed_ports[1]), *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         ready = threading.Event()

@@ -115,7 +115,9 @@ class Archive:
     def _changed(self, tx: IndexTransaction, kind: str, record: InstanceRecord, now: datetime,
                  origin: str | None = None) -> None:
         seq = tx.log_change(kind, record, now)
-        tx.enqueue(seq, [p for p in self.peers if p != origin], record, now)
+        # The origin already holds what it sent: its row starts confirmed, so sync status
+        # counts every object held here, and nothing is sent back.
+        tx.enqueue(seq, self.peers, record, now, already_at=origin)
 
     # -- find and retrieve -----------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from sqlalchemy import insert, select, update
 
 from ..core.model import StoredInstance
 from ..core.query import Query
+from ..core.sync import PeerCounts
+from . import sync_queries
 from .database import Database
 from .queries import counts, run_query, stored_instances
 from .schema import counters, instance_versions, instances, site_state
@@ -71,6 +73,14 @@ class SqlIndex:
                 .values(state="resolved", resolution=resolution)
             )
         self.write(work)
+
+    def peer_counts(self, peer: str, now: datetime) -> PeerCounts:
+        with self.db.read() as conn:
+            return sync_queries.peer_counts(conn, peer, now)
+
+    def missing_studies(self, peer: str) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return sync_queries.missing_studies(conn, peer)
 
     def state(self, key: str) -> str | None:
         with self.db.read() as conn:

@@ -73,12 +73,15 @@ class IndexTransaction:
         ))
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def enqueue(self, change_seq: int, peers: list[str], record: InstanceRecord, at: datetime) -> None:
-        """The outbox: replication work is queued in the store's own transaction (G1)."""
+    def enqueue(self, change_seq: int, peers: list[str], record: InstanceRecord, at: datetime,
+                already_at: str | None = None) -> None:
+        """The outbox: replication work is queued in the store's own transaction (G1).
+        `already_at` (the peer the object came from) gets a row that starts confirmed."""
         for peer in peers:
             self.conn.execute(insert(outbox).values(
                 change_seq=change_seq, peer=peer, SOPInstanceUID=record.sop_instance_uid,
-                content_hash=record.content_hash, state="pending", created_at=at, next_attempt_at=at,
+                content_hash=record.content_hash, created_at=at, next_attempt_at=at,
+                state="confirmed" if peer == already_at else "pending",
             ))
 
     def add_to_counter(self, name: str, delta: int) -> None:

@@ -1,7 +1,65 @@
-"""(stub: being written)"""
+"""Sync status, failover gate and roles over HTTP: /api/sync, /api/failover/*, /api/roles."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
 
-routes: list[BaseRoute] = []
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import InvalidInput
+
+
+def _site(request: Request) -> Any:
+    return request.app.state.site
+
+
+async def sync_status(request: Request) -> Response:
+    return JSONResponse(await run_in_threadpool(_site(request).failover.status))
+
+
+async def failover_plan(request: Request) -> Response:
+    target = request.query_params.get("to", "")
+    plan = await run_in_threadpool(_site(request).failover.plan, target)
+    return JSONResponse(plan.as_dict())
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidInput("the request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return body
+
+
+async def failover_run(request: Request) -> Response:
+    body = await _json_body(request)
+    result = await run_in_threadpool(
+        _site(request).failover.run, str(body.get("to", "")), str(body.get("actor", "")),
+        bool(body.get("force", False)), str(body.get("reason", "")),
+        float(body.get("drain_timeout_s", 120.0)),
+    )
+    return JSONResponse(result)
+
+
+async def roles(request: Request) -> Response:
+    site = _site(request)
+    if request.method == "POST":
+        body = await _json_body(request)
+        role, active = str(body.get("role", "")), str(body.get("active_site", ""))
+        if role not in ("active", "standby") or not active:
+            raise InvalidInput("expected {\"role\": \"active\"|\"standby\", \"active_site\": NAME}")
+        await run_in_threadpool(site.roles.set, role, active)
+    return JSONResponse({"site": site.name, "role": site.roles.role, "active_site": site.roles.active_site})
+
+
+routes: list[BaseRoute] = [
+    Route("/api/sync", sync_status),
+    Route("/api/failover/plan", failover_plan),
+    Route("/api/failover/run", failover_run, methods=["POST"]),
+    Route("/api/roles", roles, methods=["GET", "POST"]),
+]
