@@ -13,12 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .app import Site
+from .core.archive import utcnow
+from .core.failover import Failover, Services
 from .core.incidents import IncidentDrafts
 from .core.notices import Notices, WebhookDelivery
 from .core.operator_log import OperatorLog
 from .index.incidents import SqlIncidentStore
 from .index.notices import SqlNoticeStore
 from .index.operator_log import SqlOperatorLogStore
+from .peer_control import HttpPeerControl
 
 
 @dataclass(frozen=True)
@@ -35,3 +38,10 @@ class Announcements:
         notices = Notices(SqlNoticeStore(db), WebhookDelivery(site.settings.notices.webhooks),
                           site=site.name, operator_log=operator_log)
         return cls(notices, operator_log, IncidentDrafts(SqlIncidentStore(db)))
+
+
+def build_failover(site: Site) -> Failover:
+    """The failover gate over this site's index, announcements and peers."""
+    ann = Announcements.from_site(site)
+    services = Services(HttpPeerControl(site.settings.peers), ann.notices, ann.operator_log, ann.incidents)
+    return Failover(site.name, site.roles, site.index, [p.name for p in site.settings.peers], services, utcnow)

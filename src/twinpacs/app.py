@@ -7,7 +7,9 @@ from typing import Protocol
 
 from .config import Settings
 from .core.archive import Archive
+from .core.replication import Policy, Replication
 from .core.roles import Roles
+from .index.outbox import SqlOutbox
 from .index.sql import SqlIndex
 from .storage.filesystem import FilesystemBlobStore
 
@@ -26,6 +28,11 @@ class Site:
     index: SqlIndex
     roles: Roles
     background: list[BackgroundService] = field(default_factory=list)
+    replication: Replication | None = None  # None when no peer is configured
+
+    @property
+    def outbox(self) -> SqlOutbox:
+        return SqlOutbox(self.index.db)
 
     @property
     def name(self) -> str:
@@ -51,4 +58,15 @@ def build_site(settings: Settings) -> Site:
         site_name=settings.site_name,
     )
     roles = Roles(index, archive, settings.site_name, settings.site.role, [p.name for p in settings.peers])
-    return Site(settings, archive, index, roles)
+    site = Site(settings, archive, index, roles)
+    if settings.peers:
+        # Imported here: peer.py uses the dimse and web packages, whose modules import Site.
+        from .peer import make_client
+
+        r = settings.replication
+        clients = [make_client(p, settings.site_name, settings.site.ae_title) for p in settings.peers]
+        site.replication = Replication(site.outbox, archive.blobs, clients,
+                                       Policy(r.batch_size, r.retry_initial_s, r.retry_max_s, r.give_up_after))
+        archive.on_change.append(site.replication.wake)
+        site.background.append(site.replication)
+    return site

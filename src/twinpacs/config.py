@@ -119,6 +119,10 @@ class ReplicationSettings(_Section):
     commitment_waits_for_peer: bool = Field(
         False, description="Storage Commitment to modalities succeeds only once every peer confirmed the object."
     )
+    commitment_wait_s: float = Field(
+        600.0, gt=0, description="With commitment_waits_for_peer: how long a commitment report waits for the "
+        "peers' confirmation before reporting the unconfirmed objects as failed.",
+    )
 
 
 class NoticeSettings(_Section):

@@ -65,6 +65,9 @@ class Archive:
         self.site_name = site_name
         self.role = "active"  # set from the index's site state by the composition root
         self.active_site = site_name
+        # Called after a store or change has committed (never before: G1), e.g. to wake the
+        # replication worker at once instead of at its next poll.
+        self.on_change: list[Callable[[], None]] = []
 
     # -- store ---------------------------------------------------------------------------
 
@@ -73,9 +76,7 @@ class Archive:
         transaction commits, and only a returned result may be acknowledged to a sender.
         `origin` names the peer an object came from by replication: it is not sent back there,
         and it is accepted on a standby site, which refuses clinical stores."""
-        if origin is None and self.role != "active":
-            raise SiteNotActive(f"this site ({self.site_name}) is on standby: send to the active site "
-                                f"{self.active_site or '(unknown)'}")
+        self.ensure_accepting(origin)
         parsed = parse_part10(data)
         record = InstanceRecord.from_dataset(parsed.dataset, parsed.transfer_syntax, parsed.content_hash, len(data))
         # Blob first, index second: a crash between the two leaves an unindexed file that no
@@ -83,8 +84,16 @@ class Archive:
         # may already be committing a reference to it.
         written = self.blobs.put(record.content_hash, data)
         status = self.index.write(lambda tx: self._record(tx, record, source, len(data), written, origin))
+        if status is not StoreStatus.DUPLICATE:
+            self._notify()
         return StoreResult(status, record.sop_instance_uid, record.attributes["SOPClassUID"],
                            record.content_hash, len(data), written)
+
+    def ensure_accepting(self, origin: str | None = None) -> None:
+        """A standby site refuses clinical stores, naming the active site; replication is taken."""
+        if origin is None and self.role != "active":
+            raise SiteNotActive(f"this site ({self.site_name}) is on standby: send to the active site "
+                                f"{self.active_site or '(unknown)'}")
 
     def _record(self, tx: IndexTransaction, record: InstanceRecord, source: str, received: int, written: int,
                 origin: str | None) -> StoreStatus:
@@ -167,7 +176,12 @@ class Archive:
             self._changed(tx, "replaced", record, now)
 
         self.index.write(swap)
+        self._notify()
         self.index.resolve_version(version_id, "made current")
+
+    def _notify(self) -> None:
+        for listener in self.on_change:
+            listener()
 
     def figures(self) -> dict[str, Any]:
         """Counts and G2's write amplification: bytes written per byte received."""

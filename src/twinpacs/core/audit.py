@@ -36,6 +36,9 @@ class AuditLevel(str, Enum):
 CHILD_LEVEL = {AuditLevel.PATIENT: AuditLevel.STUDY, AuditLevel.STUDY: AuditLevel.SERIES,
                AuditLevel.SERIES: AuditLevel.INSTANCE}
 
+PLURAL = {AuditLevel.PATIENT: "patients", AuditLevel.STUDY: "studies", AuditLevel.SERIES: "series",
+          AuditLevel.INSTANCE: "instances"}
+
 # The attribute each level's key is; a patient's key is PatientID and issuer (see patient_key).
 KEY_ATTRIBUTE = {AuditLevel.STUDY: "StudyInstanceUID", AuditLevel.SERIES: "SeriesInstanceUID",
                  AuditLevel.INSTANCE: "SOPInstanceUID"}
@@ -147,7 +150,7 @@ class AuditReport:
             "a": side(self.a, self.a_top),
             "b": side(self.b, self.b_top),
             "requests": self.requests,
-            **{f"{level.value}s": [d.as_dict() for d in self.at(level)] for level in AuditLevel},
+            **{PLURAL[level]: [d.as_dict() for d in self.at(level)] for level in AuditLevel},
         }
 
 

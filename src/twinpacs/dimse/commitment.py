@@ -8,6 +8,9 @@ that answer has left the socket. Where the report goes (PS3.4 J.3.3 allows both)
 - any other requester gets one attempt on the association it asked on, if still open.
 An instance counts as committed only when the index holds it as the current version with
 the SOP class the requester named: the index row is committed after the file is fsynced (G1).
+With replication.commitment_waits_for_peer, also only once every peer confirmed it: the report
+waits for that (so the modality keeps its copy until both halves of the archive hold it), and
+what is still unconfirmed after replication.commitment_wait_s is reported as failed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +55,7 @@ log = logging.getLogger(__name__)
 REQUEST_STORAGE_COMMITMENT = 1  # ActionTypeID
 ALL_COMMITTED, FAILURES_EXIST = 1, 2  # EventTypeID
 _N_ACTION_RSP = 0x8130  # CommandField
+_PEER_POLL_S = 0.2  # how often a waiting report looks at the peers' confirmations
 
 
 _References = tuple[tuple[str, str], ...]  # (SOP Class UID, SOP Instance UID)
@@ -64,15 +70,22 @@ class CommitmentRequest:
 
 
 class StorageCommitment:
-    def __init__(self, ae: AE, archive: Archive, addresses: dict[str, str]) -> None:
+    def __init__(self, ae: AE, archive: Archive, addresses: dict[str, str],
+                 unconfirmed: Callable[[list[str]], set[str]] | None = None, peer_wait_s: float = 0.0) -> None:
         self.ae = ae
         self.archive = archive
         self.addresses = addresses
+        # Set when commitment waits for the peers: SOP Instance UIDs -> those not yet confirmed.
+        self.unconfirmed = unconfirmed
+        self.peer_wait_s = peer_wait_s
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         # (TransactionUID, references) whose N-ACTION response has not been sent yet, per
         # association and Message ID; weak, so an association that died first is forgotten.
         self._waiting: WeakKeyDictionary[Association, dict[int, tuple[str, _References]]] = WeakKeyDictionary()
-        self._reports = ThreadPoolExecutor(max_workers=2, thread_name_prefix="commitment-report")
+        # A report waiting for the peers holds a worker for up to peer_wait_s: more of them then.
+        workers = 8 if unconfirmed else 2
+        self._reports = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="commitment-report")
 
     @property
     def handlers(self) -> list[tuple[evt.EventType, Any]]:
@@ -107,11 +120,14 @@ class StorageCommitment:
             self._reports.submit(self._deliver, request)
 
     def shutdown(self) -> None:
+        self._stopping.set()  # waiting reports go out now, with what is confirmed so far
         self._reports.shutdown(wait=True)
 
     def _report(self, request: CommitmentRequest) -> tuple[int, Dataset]:
         """The N-EVENT-REPORT's Event Type ID and Event Information (PS3.4 J.3.3.1.1)."""
-        held = self._held([uid for _, uid in request.references])
+        uids = [uid for _, uid in request.references]
+        held = self._held(uids)
+        elsewhere = self._await_peers([uid for uid in uids if uid in held])
         committed: list[Dataset] = []
         failed: list[Dataset] = []
         for sop_class, sop_instance in request.references:
@@ -121,6 +137,8 @@ class StorageCommitment:
                 item.FailureReason = NO_SUCH_OBJECT_INSTANCE
             elif held[sop_instance] != sop_class:
                 item.FailureReason = CLASS_INSTANCE_CONFLICT
+            elif sop_instance in elsewhere:  # held here, not yet confirmed by every peer
+                item.FailureReason = PROCESSING_FAILURE
             (failed if "FailureReason" in item else committed).append(item)
         info = Dataset()
         info.TransactionUID = request.transaction_uid
@@ -130,6 +148,16 @@ class StorageCommitment:
         if failed:
             info.FailedSOPSequence = failed
         return (FAILURES_EXIST if failed else ALL_COMMITTED), info
+
+    def _await_peers(self, uids: list[str]) -> set[str]:
+        """Wait until every peer confirmed `uids`, or peer_wait_s passed; those still unconfirmed."""
+        if self.unconfirmed is None:
+            return set()
+        deadline = time.monotonic() + self.peer_wait_s
+        while (missing := self.unconfirmed(uids)) and time.monotonic() < deadline:
+            if self._stopping.wait(_PEER_POLL_S):
+                return self.unconfirmed(uids)
+        return missing
 
     def _held(self, uids: list[str]) -> dict[str, str]:
         """SOP Instance UID -> SOP Class UID of the current versions held."""

@@ -153,7 +153,10 @@ def start_dimse(site: Site) -> DimseServer:
     enable_stored_file_sending()
     settings = site.settings.dicom
     ae = build_ae(site)
-    commitment = StorageCommitment(ae, site.archive, settings.move_destinations)
+    replication = site.settings.replication
+    waits = replication.commitment_waits_for_peer and site.replication is not None
+    commitment = StorageCommitment(ae, site.archive, settings.move_destinations,
+                                   site.outbox.unconfirmed if waits else None, replication.commitment_wait_s)
     handlers: list[Any] = [
         *CONNECTION_HANDLERS,
         (evt.EVT_REQUESTED, prefer_requested_syntaxes),

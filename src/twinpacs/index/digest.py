@@ -17,6 +17,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
 from ..core.audit import AuditLevel, Digester, Node, patient_key
+from ..core.audit_presence import Entry
 from ..errors import InvalidInput
 from .database import Database
 from .schema import instances, patients, series, studies
@@ -83,7 +84,7 @@ def _studies(conn: Connection, parent: str) -> list[Node]:
     if not sep:
         raise InvalidInput("parent of the study level is a patient key: PatientID\\IssuerOfPatientID")
     where = (patients.c.PatientID == patient_id, patients.c.IssuerOfPatientID == issuer)
-    scan = (select(series.c.study_pk, *_ROWS)
+    scan = (select(series.c.study_pk, *_ROWS).select_from(instances)
             .join(series, instances.c.series_pk == series.c.id)
             .join(studies, series.c.study_pk == studies.c.id)
             .join(patients, studies.c.patient_pk == patients.c.id)
@@ -97,7 +98,7 @@ def _studies(conn: Connection, parent: str) -> list[Node]:
 
 
 def _series(conn: Connection, study_uid: str) -> list[Node]:
-    scan = (select(instances.c.series_pk, *_ROWS)
+    scan = (select(instances.c.series_pk, *_ROWS).select_from(instances)
             .join(series, instances.c.series_pk == series.c.id)
             .join(studies, series.c.study_pk == studies.c.id)
             .where(studies.c.StudyInstanceUID == study_uid).order_by(instances.c.SOPInstanceUID))
@@ -110,7 +111,7 @@ def _series(conn: Connection, study_uid: str) -> list[Node]:
 
 
 def _instances(conn: Connection, series_uid: str) -> list[Node]:
-    rows = conn.execute(select(*_ROWS).join(series, instances.c.series_pk == series.c.id)
+    rows = conn.execute(select(*_ROWS).select_from(instances).join(series, instances.c.series_pk == series.c.id)
                         .where(series.c.SeriesInstanceUID == series_uid).order_by(instances.c.SOPInstanceUID))
     return [Node(uid, content_hash, 1, size) for uid, content_hash, size in rows]
 
@@ -119,3 +120,19 @@ def _attributes(rows: Iterable[Any]) -> Iterable[tuple[int, dict[str, str]]]:
     for row in rows:
         values = dict(row._mapping)
         yield int(values.pop("id")), {k: "" if v is None else str(v) for k, v in values.items()}
+
+
+def listing(db: Database) -> list[Entry]:
+    """Every instance with the attributes an audit report shows: what a presence audit of
+    this site against a third-party archive compares, and what the deep audit re-reads."""
+    statement = (select(instances.c.SOPInstanceUID, series.c.SeriesInstanceUID, studies.c.StudyInstanceUID,
+                        patients.c.PatientID, patients.c.PatientName, patients.c.IssuerOfPatientID,
+                        studies.c.AccessionNumber, studies.c.StudyDate, series.c.Modality,
+                        instances.c.content_hash, instances.c.size)
+                 .select_from(instances)
+                 .join(series, instances.c.series_pk == series.c.id)
+                 .join(studies, series.c.study_pk == studies.c.id)
+                 .join(patients, studies.c.patient_pk == patients.c.id)
+                 .order_by(instances.c.SOPInstanceUID))
+    with db.read() as conn:
+        return [Entry(*row) for row in _stream(conn, statement)]

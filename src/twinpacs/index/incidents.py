@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, Row
 
 from ..core.incidents import IncidentDraft
 from .database import Database
-from .notices import as_utc
+from .notices import as_utc, new_id
 from .schema import incident_drafts
 
 
@@ -34,7 +34,7 @@ class SqlIncidentStore:
                 created_at=created_at, site=site, title=title, description=description,
                 details=json.dumps(details, default=str)))
             row = conn.execute(
-                select(incident_drafts).where(incident_drafts.c.id == done.inserted_primary_key[0])).one()
+                select(incident_drafts).where(incident_drafts.c.id == new_id(done))).one()
             return _draft(row)
         return self.db.write(work)
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, CursorResult, Row
 
 from ..core.notices import Notice, NoticeList
 from .database import Database
@@ -19,6 +19,13 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=timezone.utc)
+
+
+def new_id(result: CursorResult[Any]) -> int:
+    """The primary key an INSERT just gave its row."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _notice(row: Row[Any]) -> Notice:
@@ -40,7 +47,7 @@ class SqlNoticeStore:
             done = conn.execute(insert(notices).values(
                 posted_at=posted_at, severity=severity, title=title, body=body,
                 studies=json.dumps(studies, default=str), posted_by=posted_by))
-            return int(done.inserted_primary_key[0])
+            return new_id(done)
         notice = self.get(self.db.write(work))
         assert notice is not None
         return notice

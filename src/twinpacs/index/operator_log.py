@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Row
 
 from ..core.operator_log import LogEntry
 from .database import Database
-from .notices import as_utc
+from .notices import as_utc, new_id
 from .schema import operator_log
 
 
@@ -32,7 +32,7 @@ class SqlOperatorLogStore:
         def work(conn: Connection) -> LogEntry:
             done = conn.execute(insert(operator_log).values(
                 at=at, actor=actor, action=action, reason=reason, details=json.dumps(details, default=str)))
-            row = conn.execute(select(operator_log).where(operator_log.c.id == done.inserted_primary_key[0])).one()
+            row = conn.execute(select(operator_log).where(operator_log.c.id == new_id(done))).one()
             return _entry(row)
         return self.db.write(work)
 

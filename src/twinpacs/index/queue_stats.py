@@ -3,6 +3,8 @@ status): counts per state, the oldest pending item, retries. Read-only."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import and_, case, func, select
 
 from ..core.queues import QUEUE_STATES, QueueStats
@@ -15,7 +17,7 @@ def replication_stats(db: Database, peers: list[str]) -> list[QueueStats]:
     """One QueueStats per peer: every configured peer (zeros if it has no rows), and any
     peer name still present in the outbox though no longer configured."""
     by_peer: dict[str, dict[str, int]] = {p: {s: 0 for s in QUEUE_STATES} for p in peers}
-    oldest: dict[str, object] = {}
+    oldest: dict[str, datetime | None] = {}
     retrying: dict[str, int] = {}
     attempts: dict[str, int] = {}
     pending = outbox.c.state == "pending"
@@ -32,7 +34,7 @@ def replication_stats(db: Database, peers: list[str]) -> list[QueueStats]:
                 oldest[peer] = first_pending
                 retrying[peer] = int(failing or 0)
     return [
-        QueueStats("replication", peer, counts, as_utc(oldest.get(peer)),  # type: ignore[arg-type]
+        QueueStats("replication", peer, counts, as_utc(oldest.get(peer)),
                    retrying.get(peer, 0), attempts.get(peer, 0))
         for peer, counts in sorted(by_peer.items())
     ]

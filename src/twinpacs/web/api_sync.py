@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..announcements import build_failover
+from ..core.failover import Failover
 from ..errors import InvalidInput
 
 
@@ -16,13 +18,17 @@ def _site(request: Request) -> Any:
     return request.app.state.site
 
 
+def _failover(request: Request) -> Failover:
+    return build_failover(_site(request))
+
+
 async def sync_status(request: Request) -> Response:
-    return JSONResponse(await run_in_threadpool(_site(request).failover.status))
+    return JSONResponse(await run_in_threadpool(_failover(request).status))
 
 
 async def failover_plan(request: Request) -> Response:
     target = request.query_params.get("to", "")
-    plan = await run_in_threadpool(_site(request).failover.plan, target)
+    plan = await run_in_threadpool(_failover(request).plan, target)
     return JSONResponse(plan.as_dict())
 
 
@@ -39,7 +45,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 async def failover_run(request: Request) -> Response:
     body = await _json_body(request)
     result = await run_in_threadpool(
-        _site(request).failover.run, str(body.get("to", "")), str(body.get("actor", "")),
+        _failover(request).run, str(body.get("to", "")), str(body.get("actor", "")),
         bool(body.get("force", False)), str(body.get("reason", "")),
         float(body.get("drain_timeout_s", 120.0)),
     )

@@ -52,14 +52,24 @@ async def store_instances(request: Request) -> Response:
     target = request.path_params.get("study", "")
     if target:
         check_uid("StudyInstanceUID", target)
-    parts = await _read_body(request)
     archive = archive_of(request)
+    origin = _replication_origin(request)
+    archive.ensure_accepting(origin)  # a standby site answers 503 naming the active site
+    parts = await _read_body(request)
     source = f"STOW:{request.client.host if request.client else 'unknown'}"
     outcomes = []
     for part in parts:
-        outcomes.append(await run_in_threadpool(store_part, archive, bytes(part.body), source, target))
+        outcomes.append(await run_in_threadpool(store_part, archive, bytes(part.body), source, target, origin))
         part.body.clear()  # stored: free its memory before the next one
     return _response(Urls(request), outcomes, target)
+
+
+def _replication_origin(request: Request) -> str | None:
+    """The peer a replicated object comes from (X-Twinpacs-Origin), honoured only when it
+    names a configured peer: an arbitrary client cannot get past a standby site's refusal."""
+    origin = request.headers.get("X-Twinpacs-Origin")
+    peers = {peer.name for peer in request.app.state.site.settings.peers}
+    return origin if origin in peers else None
 
 
 async def _read_body(request: Request) -> list[Part]:
@@ -85,13 +95,13 @@ async def _read_body(request: Request) -> list[Part]:
     return parts
 
 
-def store_part(archive: Archive, data: bytes, source: str, target: str) -> Outcome:
+def store_part(archive: Archive, data: bytes, source: str, target: str, origin: str | None = None) -> Outcome:
     """Store one part (blocking; runs in a worker thread). Never raises."""
     ids = _identify(data)
     if target and ids.study and ids.study != target:
         return _failed(ids, STUDY_MISMATCH, f"the instance belongs to study {ids.study}, not to {target}")
     try:
-        result = archive.store(data, source)
+        result = archive.store(data, source, origin)
     except TwinpacsError as exc:
         return _failed(ids, exc.dimse_status, exc.message)
     except Exception:

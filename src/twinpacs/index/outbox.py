@@ -1,0 +1,80 @@
+"""The replication outbox's SQL: claiming due rows, settling them, and counting them.
+Portable SQL; on PostgreSQL, claims skip rows another node has locked (SKIP LOCKED)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Connection
+
+from ..core.replication import FAILED, PENDING, OutboxItem, Settlement
+from .database import Database
+from .schema import instances, outbox
+
+
+def _due(peer: str, now: datetime) -> Any:
+    return and_(outbox.c.peer == peer, outbox.c.state == PENDING,
+                or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now))
+
+
+class SqlOutbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def has_due(self, peer: str, now: datetime) -> bool:
+        with self.db.read() as conn:
+            return conn.execute(select(outbox.c.id).where(_due(peer, now)).limit(1)).first() is not None
+
+    def claim(self, peer: str, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
+        """The oldest due rows, leased until `lease_until` so no other claimer takes them."""
+        def work(conn: Connection) -> list[OutboxItem]:
+            statement = (select(outbox.c.id, outbox.c.SOPInstanceUID, outbox.c.content_hash, outbox.c.attempts)
+                         .where(_due(peer, now)).order_by(outbox.c.id).limit(limit))
+            if not self.db.is_sqlite:  # SQLite has one writer at a time: nothing to skip
+                statement = statement.with_for_update(skip_locked=True)
+            rows = conn.execute(statement).all()
+            if rows:
+                conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+                             .values(next_attempt_at=lease_until))
+            return [OutboxItem(r.id, peer, r.SOPInstanceUID, r.content_hash, r.attempts) for r in rows]
+        return self.db.write(work)
+
+    def settle(self, settlements: list[Settlement], now: datetime) -> None:
+        """Record a batch's outcome in one transaction. Only pending rows change: a row an
+        operator touched meanwhile is not overwritten."""
+        def work(conn: Connection) -> None:
+            for s in settlements:
+                conn.execute(update(outbox).where(and_(outbox.c.id == s.id, outbox.c.state == PENDING)).values(
+                    state=s.state, attempts=s.attempts, next_attempt_at=s.next_attempt_at,
+                    last_error=s.last_error, updated_at=now))
+        self.db.write(work)
+
+    def retry_failed(self, peer: str, now: datetime) -> int:
+        """Failed rows back to pending, due now, attempts from zero; last_error stays until
+        the next attempt replaces or clears it."""
+        def work(conn: Connection) -> int:
+            done = conn.execute(update(outbox).where(and_(outbox.c.peer == peer, outbox.c.state == FAILED))
+                                .values(state=PENDING, attempts=0, next_attempt_at=now, updated_at=now))
+            return int(done.rowcount)
+        return self.db.write(work)
+
+    def unconfirmed(self, uids: list[str]) -> set[str]:
+        """Those of `uids` whose current content some peer has not confirmed yet."""
+        if not uids:
+            return set()
+        statement = (select(outbox.c.SOPInstanceUID).distinct()
+                     .join(instances, and_(instances.c.SOPInstanceUID == outbox.c.SOPInstanceUID,
+                                           instances.c.content_hash == outbox.c.content_hash))
+                     .where(outbox.c.SOPInstanceUID.in_(uids), outbox.c.state != "confirmed"))
+        with self.db.read() as conn:
+            return {row[0] for row in conn.execute(statement)}
+
+    def last_errors(self) -> dict[str, str]:
+        """Per peer, the latest error recorded on a row still pending or failed."""
+        statement = (select(outbox.c.peer, outbox.c.last_error)
+                     .where(outbox.c.last_error != "", outbox.c.state.in_([PENDING, FAILED]))
+                     .order_by(outbox.c.updated_at, outbox.c.id))  # ascending: the latest wins
+        with self.db.read() as conn:
+            return {peer: error for peer, error in conn.execute(statement)}

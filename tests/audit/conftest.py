@@ -1,0 +1,85 @@
+"""Two sites in this process, each served over real HTTP on a loopback port of its own."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from twinpacs.app import Site, build_site
+from twinpacs.config import load_settings
+from twinpacs.synthetic import StudySpec, encode, make_study
+from twinpacs.web import create_app
+
+SHARED = [StudySpec(patient_id=f"AUD{k}", patient_name=f"Audit^Pat{k}", study_date=f"2026110{k}",
+                    accession_number=f"ACC-AUD{k}", series=2, instances_per_series=2, rows=16, columns=16, seed=40 + k)
+          for k in range(1, 4)]
+
+
+@dataclass
+class ServedSite:
+    site: Site
+    url: str
+
+    @property
+    def index_file(self) -> Path:
+        return self.site.settings.site.data_dir / "index.sqlite3"
+
+    def sql(self, statement: str, *params: str) -> None:
+        """Change the index behind twinpacs's back, as a careless script or a disk fault would."""
+        with sqlite3.connect(self.index_file) as conn:
+            assert conn.execute(statement, params).rowcount == 1
+
+    def store(self, *specs: StudySpec) -> list[bytes]:
+        objects = [encode(ds) for spec in specs for ds in make_study(spec)]
+        for data in objects:
+            self.site.archive.store(data)
+        return objects
+
+
+def _serve(site: Site) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(create_app(site), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:  # uvicorn sets it once the socket listens
+        if not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        threading.Event().wait(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _served(tmp_path: Path, name: str) -> Iterator[ServedSite]:
+    site = build_site(load_settings(overrides={"site": {"data_dir": tmp_path / name, "name": name}}))
+    try:
+        for url in _serve(site):
+            yield ServedSite(site, url)
+    finally:
+        site.close()
+
+
+@pytest.fixture
+def site_a(tmp_path: Path) -> Iterator[ServedSite]:
+    yield from _served(tmp_path, "A")
+
+
+@pytest.fixture
+def site_b(tmp_path: Path) -> Iterator[ServedSite]:
+    yield from _served(tmp_path, "B")
+
+
+@pytest.fixture
+def twins(site_a: ServedSite, site_b: ServedSite) -> tuple[ServedSite, ServedSite]:
+    """A and B holding the same three studies."""
+    site_a.store(*SHARED)
+    site_b.store(*SHARED)
+    return site_a, site_b
