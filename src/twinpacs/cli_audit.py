@@ -72,7 +72,8 @@ def _run(client: httpx.Client, self_url: str, against: str | None, qido: str | N
     failed = False
     if repair and not report.identical:
         assert against is not None
-        copied, errors = _repair(Copier(client, self_url, against, report.a, report.b), repair_plan(report), quiet=as_json)
+        copier = Copier(client, self_url, against, report.a, report.b)
+        copied, errors = _repair(copier, repair_plan(report), quiet=as_json)
         document["repair"] = {"copied": copied, "failed": errors}
         failed = bool(errors)
         if not as_json:

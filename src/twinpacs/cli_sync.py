@@ -11,7 +11,8 @@ from rich.table import Table
 from .cli_remote import ConfigOption, JsonOption, UrlOption, call, site_url
 
 app = typer.Typer(help="Replication state between this site and its peers.", no_args_is_help=True)
-out = Console()
+# A pipe or a log file gets the whole table, not one squeezed to 80 columns.
+out = Console(width=None if Console().is_terminal else 160)
 
 COLUMNS = ("name", "held", "confirmed", "pending", "failed", "unverified", "not_queued",
            "oldest_pending_age_s", "rate_per_s", "eta_s", "percent")

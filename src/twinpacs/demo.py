@@ -1,5 +1,6 @@
-"""`twinpacs demo`: two sites on this machine (A on 11112/8080, B on 11113/8081), each a
-`twinpacs serve` process, with a few synthetic studies loaded into A."""
+"""`twinpacs demo`: two sites on this machine (A active on 11112/8080, B standby on
+11113/8081), each a `twinpacs serve` process replicating to the other, with a few
+synthetic studies loaded into A."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .synthetic import StudySpec, make_studies, write_study
 @dataclass(frozen=True)
 class DemoSite:
     name: str
+    role: str
     ae_title: str
     dicom_port: int
     http_port: int
@@ -25,13 +27,14 @@ class DemoSite:
     def command(self, root: Path, peer: DemoSite) -> list[str]:
         return [
             sys.executable, "-m", "twinpacs", "serve",
-            "--data-dir", str(root / self.name), "--site-name", self.name, "--ae-title", self.ae_title,
+            "--data-dir", str(root / self.name), "--site-name", self.name, "--role", self.role,
+            "--ae-title", self.ae_title, "--peer", f"{peer.name}=http://127.0.0.1:{peer.http_port}",
             "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port),
             "--move-destination", f"{peer.ae_title}=127.0.0.1:{peer.dicom_port}",
         ]
 
 
-SITES = (DemoSite("A", "TWINPACS_A", 11112, 8080), DemoSite("B", "TWINPACS_B", 11113, 8081))
+SITES = (DemoSite("A", "active", "TWINPACS_A", 11112, 8080), DemoSite("B", "standby", "TWINPACS_B", 11113, 8081))
 
 
 def run_demo(root: Path, studies: int = 3) -> None:
@@ -90,12 +93,15 @@ def _load_samples(root: Path, site: DemoSite, count: int) -> None:
 
 def _print_guide(a: DemoSite, b: DemoSite) -> None:
     print(f"""
-twinpacs demo is running. Ctrl-C stops both sites.
-  site A: DICOM {a.ae_title}@127.0.0.1:{a.dicom_port}   web http://127.0.0.1:{a.http_port}/dicom-web/studies
-  site B: DICOM {b.ae_title}@127.0.0.1:{b.dicom_port}   web http://127.0.0.1:{b.http_port}/dicom-web/studies
+twinpacs demo is running; A replicates to B. Ctrl-C stops both sites.
+  site A (active):  DICOM {a.ae_title}@127.0.0.1:{a.dicom_port}   http://127.0.0.1:{a.http_port}/
+  site B (standby): DICOM {b.ae_title}@127.0.0.1:{b.dicom_port}   http://127.0.0.1:{b.http_port}/
 Try:
+  .venv/bin/twinpacs sync status --url http://127.0.0.1:{a.http_port}
+  .venv/bin/twinpacs failover plan --to B --url http://127.0.0.1:{a.http_port}
   echoscu -aec {a.ae_title} 127.0.0.1 {a.dicom_port}
   findscu -S -aec {a.ae_title} -k QueryRetrieveLevel=STUDY -k PatientName -k StudyInstanceUID 127.0.0.1 {a.dicom_port}
   storescu -aec {a.ae_title} 127.0.0.1 {a.dicom_port} some-file.dcm
   curl http://127.0.0.1:{a.http_port}/api/figures
+  curl http://127.0.0.1:{a.http_port}/metrics
 """, flush=True)

@@ -168,7 +168,10 @@ class DimsePeer:
         info = Dataset()
         info.TransactionUID = generate_uid()
         info.ReferencedSOPSequence = [_reference(o.instance.sop_class_uid, o.item.sop_instance_uid) for o in sent]
-        status, _ = assoc.send_n_action(info, 1, StorageCommitmentPushModel, StorageCommitmentPushModelInstance)
+        try:
+            status, _ = assoc.send_n_action(info, 1, StorageCommitmentPushModel, StorageCommitmentPushModelInstance)
+        except ValueError:  # pynetdicom: the peer accepted no Storage Commitment context
+            return _all(sent, "the peer does not support storage commitment (context rejected)")
         code = status.get("Status") if status else None
         if code != 0x0000:
             return _all(sent, f"storage commitment request refused (status {_hex(code)})")

@@ -13,7 +13,7 @@ from pydicom import dcmread
 
 from twinpacs.audit_clients import Copier, HttpDigestSource, site_deep_check
 from twinpacs.core.audit import AuditLevel, AuditReport, Where, audit, repair_plan
-from twinpacs.synthetic import StudySpec
+from twinpacs.synthetic import StudySpec, make_study
 
 from .conftest import SHARED, ServedSite
 
@@ -41,7 +41,6 @@ def _first_instance(site: ServedSite) -> tuple[str, str, str]:
 
 
 def _study_uid(spec: StudySpec) -> str:
-    from twinpacs.synthetic import make_study
     return str(make_study(spec)[0].StudyInstanceUID)
 
 

@@ -58,10 +58,10 @@ async def test_reads_are_served_while_a_store_is_running(client: httpx.AsyncClie
     entered, release = threading.Event(), threading.Event()
     real_store = site.archive.store
 
-    def slow_store(data: bytes, source: str = "") -> StoreResult:
+    def slow_store(data: bytes, source: str = "", origin: str | None = None) -> StoreResult:
         entered.set()
         release.wait(10)
-        return real_store(data, source)
+        return real_store(data, source, origin)
 
     monkeypatch.setattr(site.archive, "store", slow_store)
     results: dict[str, httpx.Response] = {}
