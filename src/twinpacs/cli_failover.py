@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import threading
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli_remote import ConfigOption, JsonOption, UrlOption, call, site_url
+from .cli_remote import ConfigOption, JsonOption, UrlOption, call, operator_name, site_url
 
 app = typer.Typer(help="Planned switch of the active site, guarded by the sync gate.", no_args_is_help=True)
 out = Console()
@@ -61,7 +60,7 @@ def run(
     if force and not reason.strip():
         out.print("error: --force needs --reason", style="red")
         raise typer.Exit(2)
-    body = {"to": to, "force": force, "reason": reason, "actor": actor or getpass.getuser(),
+    body = {"to": to, "force": force, "reason": reason, "actor": actor or operator_name(),
             "drain_timeout_s": drain_timeout}
     done = threading.Event()
     if not as_json:

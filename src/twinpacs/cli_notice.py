@@ -3,7 +3,6 @@ API (/api/notices). Exit codes: 0 done, 1 the site refused or could not be reach
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated, Any, Optional
 
@@ -11,18 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli_remote import ConfigOption, JsonOption, UrlOption, call, site_url
+from .cli_remote import ConfigOption, JsonOption, UrlOption, call, operator_name, site_url
 
 app = typer.Typer(help="Downtime notices: shown as a banner on every page, in the API and sent to webhooks.",
                   no_args_is_help=True)
 out = Console()
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in the environment or the password database
-        return "unknown"
 
 
 @app.command("post")
@@ -39,7 +31,7 @@ def post(
     if severity not in ("info", "warning", "critical"):
         raise typer.BadParameter("must be info, warning or critical", param_hint="--severity")
     notice = call("POST", f"{site_url(url, config)}/api/notices",
-                  json={"title": title, "body": body, "severity": severity, "posted_by": posted_by or _operator()})
+                  json={"title": title, "body": body, "severity": severity, "posted_by": posted_by or operator_name()})
     if as_json:
         out.print_json(json.dumps(notice))
     else:
@@ -77,7 +69,7 @@ def clear(
 ) -> None:
     """Clear a notice: the banner goes away; the notice stays listed with --all."""
     notice = call("POST", f"{site_url(url, config)}/api/notices/{notice_id}/clear",
-                  json={"cleared_by": cleared_by or _operator()})
+                  json={"cleared_by": cleared_by or operator_name()})
     if as_json:
         out.print_json(json.dumps(notice))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -44,3 +45,11 @@ def call(method: str, url: str, timeout: float = 30.0, **kwargs: Any) -> Any:
         err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     return body
+
+
+def operator_name() -> str:
+    """Who is acting, for the operator log: the login name where there is one."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        return "unknown"

@@ -104,7 +104,7 @@ def backoff(attempts: int, policy: Policy) -> float:
     """Seconds before the next try after `attempts` failed ones: doubling from retry_initial_s,
     capped at retry_max_s, jittered downwards by up to a fifth so that many rows failing
     together do not come back in lockstep, and the cap is never exceeded."""
-    delay = min(policy.retry_max_s, policy.retry_initial_s * 2 ** max(0, attempts - 1))
+    delay = min(policy.retry_max_s, policy.retry_initial_s * 2.0 ** max(0, attempts - 1))
     return delay * random.uniform(0.8, 1.0)
 
 
@@ -198,7 +198,7 @@ def load(blobs: BlobStore, item: OutboxItem) -> Outgoing:
 class Replication:
     """The background service: one worker per peer, woken by every store."""
 
-    def __init__(self, outbox: OutboxStore, blobs: BlobStore, clients: list[PeerClient], policy: Policy) -> None:
+    def __init__(self, outbox: OutboxStore, blobs: BlobStore, clients: Sequence[PeerClient], policy: Policy) -> None:
         self.outbox = outbox
         self.workers = {c.name: PeerWorker(outbox, blobs, c, policy) for c in clients}
 
