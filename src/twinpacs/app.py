@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .config import Settings
 from .core.archive import Archive
@@ -12,6 +12,9 @@ from .core.roles import Roles
 from .index.outbox import SqlOutbox
 from .index.sql import SqlIndex
 from .storage.filesystem import FilesystemBlobStore
+
+if TYPE_CHECKING:
+    from .dimse.reports import CommitmentReports
 
 
 class BackgroundService(Protocol):
@@ -29,6 +32,8 @@ class Site:
     roles: Roles
     background: list[BackgroundService] = field(default_factory=list)
     replication: Replication | None = None  # None when no peer is configured
+    # Storage Commitment reports from DIMSE peers; the DICOM listener takes those sent to it.
+    commitment_reports: CommitmentReports | None = None
 
     @property
     def outbox(self) -> SqlOutbox:
@@ -61,10 +66,13 @@ def build_site(settings: Settings) -> Site:
     site = Site(settings, archive, index, roles)
     if settings.peers:
         # Imported here: peer.py uses the dimse and web packages, whose modules import Site.
+        from .dimse.reports import CommitmentReports
         from .peer import make_client
 
         r = settings.replication
-        clients = [make_client(p, settings.site_name, settings.site.ae_title) for p in settings.peers]
+        site.commitment_reports = CommitmentReports()
+        clients = [make_client(p, settings.site_name, settings.site.ae_title, site.commitment_reports)
+                   for p in settings.peers]
         site.replication = Replication(site.outbox, archive.blobs, clients,
                                        Policy(r.batch_size, r.retry_initial_s, r.retry_max_s, r.give_up_after))
         archive.on_change.append(site.replication.wake)

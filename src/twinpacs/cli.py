@@ -243,6 +243,20 @@ def demo(
     run_demo(data_dir.resolve(), studies)
 
 
+
+@app.command()
+def drill(
+    scenario: Annotated[str, typer.Argument(help="failover or downtime")],
+    auto: Annotated[bool, typer.Option(help="Run every step without waiting for Enter.")] = False,
+) -> None:
+    """Rehearse a failover or a site's downtime on a private pair of sites, step by step."""
+    from .drill import DRILLS, run_drill
+
+    if scenario not in DRILLS:
+        _fail(f"unknown drill {scenario!r}: choose {' or '.join(DRILLS)}", 2)
+    run_drill(scenario, pause=not auto)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "pynetdicom", "httpx"):

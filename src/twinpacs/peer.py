@@ -5,7 +5,6 @@ sender-side success alone: a 200 or a C-STORE success has been seen with the dat
 from __future__ import annotations
 
 import io
-import logging
 import queue
 from collections.abc import Sequence
 from typing import Any
@@ -16,16 +15,14 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, build_context, evt
 from pynetdicom.association import Association
-from pynetdicom.events import Event
 
 from .config import PeerSettings
 from .core.replication import CONFIRMED, PENDING, UNVERIFIED, Outgoing, Verdict
+from .dimse.reports import CommitmentReports
 from .dimse.scu import MAX_CONTEXTS, associate, storage_contexts
 from .dimse.transport import StoredFile, enable_stored_file_sending
 from .dimse.uids import StorageCommitmentPushModel, StorageCommitmentPushModelInstance
 from .web.multipart import encode_parts, new_boundary, related_content_type
-
-log = logging.getLogger(__name__)
 
 ORIGIN_HEADER = "X-Twinpacs-Origin"
 DICOM = "application/dicom"
@@ -131,12 +128,14 @@ def _failure_notes(response: httpx.Response) -> dict[str, str]:
 
 class DimsePeer:
     """C-STORE over one association per batch; with storage_commitment, an N-ACTION and the
-    N-EVENT-REPORT received on the same association (kept open for it); without, the objects
-    are 'unverified': sent, never confirmed."""
+    N-EVENT-REPORT, taken on the same association (kept open for it) or on this site's DICOM
+    listener, wherever the peer sends it; without, the objects are 'unverified': sent, never
+    confirmed."""
 
-    def __init__(self, peer: PeerSettings, ae_title: str, timeout: float = 30.0) -> None:
+    def __init__(self, peer: PeerSettings, ae_title: str, reports: CommitmentReports, timeout: float = 30.0) -> None:
         self.name = peer.name
         self.peer = peer
+        self.reports = reports
         self.report_timeout = timeout
         self.ae = AE(ae_title=ae_title)
         self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = timeout
@@ -150,12 +149,11 @@ class DimsePeer:
         assoc = associate(self.ae, (self.peer.host, self.peer.port), self.peer.ae_title, contexts)
         if not assoc.is_established:
             return {o.item.sop_instance_uid: Verdict(PENDING, f"no association with {where}") for o in objects}
-        reports: queue.Queue[Dataset] = queue.Queue()
-        assoc.bind(evt.EVT_N_EVENT_REPORT, lambda event: _take_report(event, reports))
+        assoc.bind(evt.EVT_N_EVENT_REPORT, self.reports.on_report)
         try:
             verdicts, sent = _store(assoc, objects)
             if sent and self.peer.storage_commitment:
-                verdicts.update(self._commit(assoc, sent, reports))
+                verdicts.update(self._commit(assoc, sent))
             else:
                 verdicts.update({o.item.sop_instance_uid: Verdict(UNVERIFIED) for o in sent})
             return verdicts
@@ -163,23 +161,26 @@ class DimsePeer:
             if assoc.is_established:
                 assoc.release()
 
-    def _commit(self, assoc: Association, sent: list[Outgoing], reports: queue.Queue[Dataset]) -> dict[str, Verdict]:
-        """PS3.4 J.3.2: request commitment, then wait for the report on this association."""
+    def _commit(self, assoc: Association, sent: list[Outgoing]) -> dict[str, Verdict]:
+        """PS3.4 J.3.2: request commitment, then wait for its report (kept association open)."""
         info = Dataset()
         info.TransactionUID = generate_uid()
         info.ReferencedSOPSequence = [_reference(o.instance.sop_class_uid, o.item.sop_instance_uid) for o in sent]
+        reports = self.reports.expect(info.TransactionUID)
         try:
-            status, _ = assoc.send_n_action(info, 1, StorageCommitmentPushModel, StorageCommitmentPushModelInstance)
-        except ValueError:  # pynetdicom: the peer accepted no Storage Commitment context
-            return _all(sent, "the peer does not support storage commitment (context rejected)")
-        code = status.get("Status") if status else None
-        if code != 0x0000:
-            return _all(sent, f"storage commitment request refused (status {_hex(code)})")
-        try:
-            while (report := reports.get(timeout=self.report_timeout)).TransactionUID != info.TransactionUID:
-                continue
+            try:
+                status, _ = assoc.send_n_action(info, 1, StorageCommitmentPushModel,
+                                                StorageCommitmentPushModelInstance)
+            except ValueError:  # pynetdicom: the peer accepted no Storage Commitment context
+                return _all(sent, "the peer does not support storage commitment (context rejected)")
+            code = status.get("Status") if status else None
+            if code != 0x0000:
+                return _all(sent, f"storage commitment request refused (status {_hex(code)})")
+            report = reports.get(timeout=self.report_timeout)
         except queue.Empty:
             return _all(sent, f"no storage commitment report within {self.report_timeout:g} s")
+        finally:
+            self.reports.forget(info.TransactionUID)
         committed = {str(i.ReferencedSOPInstanceUID) for i in report.get("ReferencedSOPSequence", [])}
         failed = {str(i.ReferencedSOPInstanceUID): i.get("FailureReason")
                   for i in report.get("FailedSOPSequence", [])}
@@ -220,11 +221,6 @@ def _store(assoc: Association, objects: Sequence[Outgoing]) -> tuple[dict[str, V
     return verdicts, sent
 
 
-def _take_report(event: Event, reports: queue.Queue[Dataset]) -> tuple[int, None]:
-    reports.put(event.event_information)
-    return 0x0000, None
-
-
 def _reference(sop_class: str, sop_instance: str) -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_instance
@@ -239,5 +235,6 @@ def _hex(code: Any) -> str:
     return "none (no answer)" if code is None else f"0x{int(code):04X}"
 
 
-def make_client(peer: PeerSettings, site_name: str, ae_title: str) -> TwinpacsPeer | DimsePeer:
-    return TwinpacsPeer(peer, site_name) if peer.kind == "twinpacs" else DimsePeer(peer, ae_title)
+def make_client(peer: PeerSettings, site_name: str, ae_title: str,
+                reports: CommitmentReports) -> TwinpacsPeer | DimsePeer:
+    return TwinpacsPeer(peer, site_name) if peer.kind == "twinpacs" else DimsePeer(peer, ae_title, reports)

@@ -99,18 +99,25 @@ def test_commitment_asked_of_a_peer_without_it_is_never_confirmed(sites: Sites, 
     assert all("storage commitment" in r["last_error"] for r in rows(a))
 
 
-def test_a_twinpacs_site_as_dimse_peer_with_storage_commitment(sites: Sites) -> None:
-    b = sites.build("B", [])
-    dimse = start_dimse(b)
+@pytest.mark.parametrize("new_association", [False, True], ids=["same-association", "to-our-listener"])
+def test_a_twinpacs_site_as_dimse_peer_with_storage_commitment(sites: Sites, new_association: bool) -> None:
+    """B reports on A's association, or (knowing A's address, as Orthanc always does) on a
+    new association to A's own DICOM listener."""
+    port_b = free_port()
+    a = sites.build("A", [dimse_peer(port_b, True, ae_title="B")])
+    listener_a = start_dimse(a)
+    destinations = {"A": f"{HOST}:{listener_a.port}"} if new_association else {}
+    dimse_b = start_dimse(sites.build("B", [], dicom={"port": port_b, "move_destinations": destinations}))
+    b = dimse_b.site
     try:
-        a = sites.build("A", [dimse_peer(dimse.port, True, ae_title="B")])
         a.replication.start()  # type: ignore[union-attr]
         for data in objects(4, seed=22):
             a.archive.store(data, "TEST")
         wait_for(lambda: states(a) == {"confirmed": 4}, what="4 rows confirmed by B's commitment")
         assert held(b) == held(a)  # sent as stored: the same content hashes
     finally:
-        dimse.shutdown()
+        dimse_b.shutdown()
+        listener_a.shutdown()
 
 
 @pytest.fixture
@@ -149,7 +156,8 @@ def test_commitment_reports_what_the_peer_did_not_confirm_in_time(sites: Sites, 
     try:
         (data,) = objects(1, seed=24)
         result = a.archive.store(data, "MODALITY")
-        assert modality.request(dimse, commitment_request((result.sop_class_uid, result.sop_instance_uid)))[0].Status == 0
+        request = commitment_request((result.sop_class_uid, result.sop_instance_uid))
+        assert modality.request(dimse, request)[0].Status == 0x0000
         event_type, report, _ = modality.report()
         assert event_type == 2
         assert [(i.ReferencedSOPInstanceUID, i.FailureReason) for i in report.FailedSOPSequence] == [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 from datetime import timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,7 +17,7 @@ import pytest
 from .conftest import HOST, Proxy, Sites, free_port, held, objects, rows, states, twinpacs_peer, wait_for
 
 
-def as_utc(rows_: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+def as_utc(rows_: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """SQLite gives naive datetimes back; they are UTC."""
     return [{k: v.replace(tzinfo=timezone.utc) if hasattr(v, "tzinfo") and v.tzinfo is None else v
              for k, v in r.items()} for r in rows_]
@@ -136,7 +137,9 @@ def test_peer_killed_mid_batch_and_restarted_ends_confirmed_exactly_once(sites: 
     http.thread.join(10)
     b.close()
 
-    broken = lambda: [r for r in rows(a)[5:10] if r["state"] == "pending" and r["attempts"] >= 1 and r["last_error"]]  # noqa: E731
+    def broken() -> list[dict[str, Any]]:
+        return [r for r in rows(a)[5:10] if r["state"] == "pending" and r["attempts"] >= 1 and r["last_error"]]
+
     wait_for(lambda: len(broken()) == 5, what="the broken batch recorded as an error")
     assert states(a) == {"confirmed": 5, "pending": 7}
     b = sites.build("B", [twinpacs_peer("A", free_port())])  # B restarts on the same data

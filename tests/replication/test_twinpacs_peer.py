@@ -50,7 +50,7 @@ def test_origin_header_is_honoured_only_for_a_configured_peer(sites: Sites) -> N
     body, headers = stow_body([first])
     assert httpx.post(url, content=body, headers={**headers, "X-Twinpacs-Origin": "A"}).status_code == 200
     body, headers = stow_body([second])
-    assert httpx.post(url, content=body, headers={**headers, "X-Twinpacs-Origin": "EVIL"}).status_code == 409
+    assert httpx.post(url, content=body, headers={**headers, "X-Twinpacs-Origin": "EVIL"}).status_code == 503
     assert len(held(b)) == 1 and states(b) == {"confirmed": 1}
 
 

@@ -36,7 +36,7 @@ CONFIRMED, UNVERIFIED, PENDING, FAILED = "confirmed", "unverified", "pending", "
 # long; it must outlast one delivery. A process that dies mid-send leaves its rows pending,
 # retried once the lease has run out.
 LEASE = timedelta(seconds=120)
-IDLE_WAIT_S = 1.0  # the longest a worker sleeps without looking for due rows
+IDLE_WAIT_S = 1.0  # the longest a worker sleeps without looking for due rows (or a stop)
 STOP_JOIN_S = 15.0  # stop() waits this long for a delivery in flight to settle
 
 
@@ -94,6 +94,7 @@ class PeerClient(Protocol):
 
 class OutboxStore(Protocol):
     def has_due(self, peer: str, now: datetime) -> bool: ...
+    def next_due(self, peer: str) -> datetime | None: ...
     def claim(self, peer: str, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]: ...
     def settle(self, settlements: list[Settlement], now: datetime) -> None: ...
     def retry_failed(self, peer: str, now: datetime) -> int: ...
@@ -178,12 +179,20 @@ class PeerWorker:
         while not self._stopping.is_set():
             self.wake.clear()  # before looking, so a store during the batch wakes us again
             try:
-                busy = self.run_once()
+                if self.run_once():
+                    continue
+                wait = self._until_next_due()
             except Exception:  # e.g. the database is briefly unavailable: log, wait, go on
                 log.exception("replication to %s: batch failed", self.client.name)
-                busy = 0
-            if not busy:
-                self.wake.wait(IDLE_WAIT_S)
+                wait = IDLE_WAIT_S
+            self.wake.wait(wait)
+
+    def _until_next_due(self) -> float:
+        """Seconds until the earliest backed-off row is due again, at most IDLE_WAIT_S."""
+        due = self.outbox.next_due(self.client.name)
+        if due is None:
+            return IDLE_WAIT_S
+        return min(IDLE_WAIT_S, max(0.0, (due - self.clock()).total_seconds()))
 
 
 def load(blobs: BlobStore, item: OutboxItem) -> Outgoing:

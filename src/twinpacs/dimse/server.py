@@ -166,6 +166,8 @@ def start_dimse(site: Site) -> DimseServer:
         (evt.EVT_C_MOVE, handle_move, [site.archive, settings.move_destinations]),
         *commitment.handlers,
     ]
+    if site.commitment_reports is not None:  # reports our DIMSE peers send on a new association
+        handlers.append((evt.EVT_N_EVENT_REPORT, site.commitment_reports.on_report))
     # AE.start_server(block=False) would do, but polls for shutdown every 0.5 s; the same
     # steps with a shorter poll interval make shutdown() prompt.
     server = ae.make_server((settings.bind, settings.port), evt_handlers=handlers,

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..core.replication import FAILED, PENDING, OutboxItem, Settlement
 from .database import Database
+from .notices import as_utc
 from .schema import instances, outbox
 
 
@@ -26,6 +27,12 @@ class SqlOutbox:
     def has_due(self, peer: str, now: datetime) -> bool:
         with self.db.read() as conn:
             return conn.execute(select(outbox.c.id).where(_due(peer, now)).limit(1)).first() is not None
+
+    def next_due(self, peer: str) -> datetime | None:
+        statement = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.peer == peer, outbox.c.state == PENDING)
+        with self.db.read() as conn:
+            due = conn.execute(statement).scalar()
+        return as_utc(due) if due else None
 
     def claim(self, peer: str, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
         """The oldest due rows, leased until `lease_until` so no other claimer takes them."""
