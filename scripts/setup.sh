@@ -1,14 +1,51 @@
 #!/usr/bin/env bash
 # Sets up everything twinpacs and its tests need on a fresh Debian machine:
-# DCMTK (the tests' independent DICOM clients) and a virtualenv with the pinned packages.
+# DCMTK (the tests' independent DICOM clients), Orthanc (the third-party archive the tests
+# replicate to; its service left stopped) and a virtualenv with the pinned packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { $SUDO apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
 if ! command -v storescu >/dev/null 2>&1; then
   echo "setup: installing DCMTK (Debian package dcmtk)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dcmtk >/dev/null
+  apt_install dcmtk
+fi
+
+# Orthanc, the third-party archive of tests/thirdparty. The tests start their own instance
+# from a config of their own, in a private network namespace; the package's system service
+# would listen on every interface (Orthanc 1.10 cannot bind loopback only), so it must not
+# start: a policy-rc.d answering 101 forbids service starts during the install, and the
+# service is stopped and disabled afterwards in case it was started anyway.
+if [ ! -x /usr/sbin/Orthanc ] && ! command -v Orthanc >/dev/null 2>&1; then
+  echo "setup: installing Orthanc (Debian package orthanc), its system service left stopped"
+  policy=/usr/sbin/policy-rc.d
+  if [ -e "$policy" ]; then
+    $SUDO mv "$policy" "$policy.twinpacs-saved"
+  fi
+  printf '#!/bin/sh\n# twinpacs setup: no service starts while packages install\nexit 101\n' \
+    | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  restore_policy() {
+    $SUDO rm -f "$policy"
+    if [ -e "$policy.twinpacs-saved" ]; then $SUDO mv "$policy.twinpacs-saved" "$policy"; fi
+  }
+  trap restore_policy EXIT
+  apt_install orthanc
+  restore_policy
+  trap - EXIT
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now orthanc >/dev/null 2>&1 || true
+  fi
+  if [ -x /etc/init.d/orthanc ]; then
+    $SUDO /etc/init.d/orthanc stop >/dev/null 2>&1 || true
+    command -v update-rc.d >/dev/null 2>&1 && $SUDO update-rc.d orthanc disable >/dev/null 2>&1 || true
+  fi
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from .app import Site
+from .audit_clients import HttpDigestSource
+from .core.audit import Where, audit
+from .index.digest import IndexDigestSource
 from .core.archive import utcnow
 from .core.failover import Failover, Services
 from .core.incidents import IncidentDrafts
@@ -43,5 +48,18 @@ class Announcements:
 def build_failover(site: Site) -> Failover:
     """The failover gate over this site's index, announcements and peers."""
     ann = Announcements.from_site(site)
-    services = Services(HttpPeerControl(site.settings.peers), ann.notices, ann.operator_log, ann.incidents)
+    services = Services(HttpPeerControl(site.settings.peers), ann.notices, ann.operator_log, ann.incidents,
+                        final_audit=lambda peer: _lacking_at(site, peer))
     return Failover(site.name, site.roles, site.index, [p.name for p in site.settings.peers], services, utcnow)
+
+
+def _lacking_at(site: Site, peer: str) -> list[str]:
+    """The final audit before a switch: what this site holds that the peer lacks or holds
+    differently, by content hash (objects only the peer holds do not block the switch)."""
+    settings = next(p for p in site.settings.peers if p.name == peer)
+    if settings.kind != "twinpacs":
+        return []  # another vendor's archive is never a failover target
+    with httpx.Client(timeout=60) as client:
+        report = audit(IndexDigestSource(site.index.db, site.name), HttpDigestSource(client, settings.base_url))
+    return [f"{d.level.value} {d.key} {d.where.value}" for d in report.differences
+            if d.where is not Where.MISSING_ON_A]
