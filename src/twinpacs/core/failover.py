@@ -149,9 +149,10 @@ class Failover:
             raise InvalidInput("a forced failover needs the name of the person forcing it and a reason")
         target, studies = plan.target, plan.missing_studies
         details = {"from": self.site_name, "to": target, "missing_studies": studies, "sync": plan.sync.as_dict()}
-        self.services.trail.record(actor, "failover-forced", reason, details)
-        self.roles.set("standby", target)
+        # The target first: if it cannot be reached, this site stays active and nothing is recorded as done.
         self.services.control.set_role(target, "active", target)
+        self.roles.set("standby", target)
+        self.services.trail.record(actor, "failover-forced", reason, details)
         title = f"Forced failover to {target}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'} may be missing"
         body = (f"{actor} forced the switch from {self.site_name} to {target}: {reason}. "
                 f"Images of the studies listed may be missing at {target} until replication completes.")
