@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -36,3 +37,18 @@ def status(url: UrlOption = None, config: ConfigOption = None, as_json: JsonOpti
                 out.print(f"{peer['name']}: last error: {peer['last_error']}", highlight=False, soft_wrap=True)
         out.print("IN SYNC" if data["in_sync"] else "NOT IN SYNC", style="bold green" if data["in_sync"] else "bold red")
     raise typer.Exit(0 if data["in_sync"] else 1)
+
+
+@app.command()
+def retry(
+    peer: Annotated[str, typer.Option("--peer", help="The peer whose failed objects go back into the queue.")],
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put objects that were given up on (failed) back into the queue for a peer."""
+    result = call("POST", f"{site_url(url, config)}/api/replication/retry", json={"peer": peer})
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(f"{peer}: {result.get('requeued', result)} failed object(s) queued again", highlight=False)

@@ -4,15 +4,16 @@ was not, nothing is lost, the queue resumes by itself, and the reason is in the 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
 from datetime import timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
-
 
 from .conftest import HOST, Proxy, Sites, free_port, held, objects, rows, states, twinpacs_peer, wait_for
 
@@ -103,7 +104,11 @@ def test_give_up_is_visible_and_retry_failed_requeues(sites: Sites) -> None:
 
     b = sites.build("B", [twinpacs_peer("A", port_a)])
     sites.serve(b, port_b)
-    assert httpx.post(f"{api}/retry", json={"peer": "B"}).json() == {"peer": "B", "requeued": 2}
+    site_url = f"http://{HOST}:{port_a}"
+    status = _cli("sync", "status", "--url", site_url, "--json")
+    assert status.returncode == 1 and json.loads(status.stdout)["peers"][0]["failed"] == 2
+    retried = _cli("sync", "retry", "--peer", "B", "--url", site_url, "--json")
+    assert json.loads(retried.stdout) == {"peer": "B", "requeued": 2}
     wait_for(lambda: states(a) == {"confirmed": 2}, what="requeued rows confirmed")
     assert httpx.post(f"{api}/retry", json={"peer": "nobody"}).status_code == 404
 
@@ -151,3 +156,7 @@ def test_peer_killed_mid_batch_and_restarted_ends_confirmed_exactly_once(sites: 
     assert held(b) == held(a) and b.index.counts()["instances"] == 12
     # Exactly once: what B already held was confirmed by hash, not sent a second time.
     assert b.archive.figures()["duplicates_received"] == 0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "twinpacs", *args], capture_output=True, text=True, timeout=60)

@@ -1,5 +1,6 @@
-"""The replication outbox's SQL: claiming due rows, settling them, and counting them.
-Portable SQL; on PostgreSQL, claims skip rows another node has locked (SKIP LOCKED)."""
+"""The replication outbox's SQL: claiming due rows, settling them, requeueing given-up ones,
+and what commitment and the queue API ask of it. Portable SQL; on PostgreSQL a claim skips
+rows another node has locked (SKIP LOCKED)."""
 
 from __future__ import annotations
 
