@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -20,25 +19,13 @@ from starlette.routing import BaseRoute, Route
 from ..announcements import Announcements
 from ..errors import InvalidInput
 from .banner import home
+from .context import json_object
 
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
 
 
 def _announcements(request: Request) -> Announcements:
     return Announcements.from_site(request.app.state.site)
-
-
-async def _json_body(request: Request, required: bool = True) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip() and not required:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    return body
 
 
 def _text(body: dict[str, Any], key: str, default: str = "") -> str:
@@ -71,7 +58,7 @@ async def list_notices(request: Request) -> Response:
 
 
 async def post_notice(request: Request) -> Response:
-    body = await _json_body(request)
+    body = await json_object(request)
     studies = body.get("studies", [])
     notice = await run_in_threadpool(
         _announcements(request).notices.post, _text(body, "severity", "warning"), _text(body, "title"),
@@ -80,7 +67,7 @@ async def post_notice(request: Request) -> Response:
 
 
 async def clear_notice(request: Request) -> Response:
-    body = await _json_body(request, required=False)
+    body = await json_object(request, required=False)
     notice = await run_in_threadpool(_announcements(request).notices.clear, request.path_params["notice_id"],
                                      _text(body, "cleared_by", "api"))
     return JSONResponse(notice.as_dict())

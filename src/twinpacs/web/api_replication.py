@@ -24,22 +24,13 @@ from ..core.queues import QUEUE_STATES
 from ..core.replication import held_hashes
 from ..errors import InvalidInput, NotFound
 from ..index.queue_stats import replication_stats
+from .context import json_object
 
 MAX_UIDS = 1000  # a sender asks per batch (replication.batch_size <= 1000)
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidInput("the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return body
-
-
 async def hashes(request: Request) -> Response:
-    uids = (await _json(request)).get("uids")
+    uids = (await json_object(request)).get("uids")
     if not isinstance(uids, list) or not all(isinstance(u, str) and u and "\\" not in u for u in uids):
         raise InvalidInput('"uids" must be a list of SOP Instance UIDs')
     if len(uids) > MAX_UIDS:
@@ -70,7 +61,7 @@ def _queue(site: Site, now: datetime) -> list[dict[str, Any]]:
 
 async def retry(request: Request) -> Response:
     site: Site = request.app.state.site
-    peer = (await _json(request)).get("peer")
+    peer = (await json_object(request)).get("peer")
     if peer not in {p.name for p in site.settings.peers}:
         raise NotFound(f"no configured peer named {peer!r}")
     if site.replication is None:

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from ..announcements import build_failover
 from ..core.failover import Failover
 from ..errors import InvalidInput
+from .context import json_object
 
 
 def _site(request: Request) -> Any:
@@ -32,18 +33,8 @@ async def failover_plan(request: Request) -> Response:
     return JSONResponse(plan.as_dict())
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidInput("the request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    return body
-
-
 async def failover_run(request: Request) -> Response:
-    body = await _json_body(request)
+    body = await json_object(request)
     result = await run_in_threadpool(
         _failover(request).run, str(body.get("to", "")), str(body.get("actor", "")),
         bool(body.get("force", False)), str(body.get("reason", "")),
@@ -55,7 +46,7 @@ async def failover_run(request: Request) -> Response:
 async def roles(request: Request) -> Response:
     site = _site(request)
     if request.method == "POST":
-        body = await _json_body(request)
+        body = await json_object(request)
         role, active = str(body.get("role", "")), str(body.get("active_site", ""))
         if role not in ("active", "standby") or not active:
             raise InvalidInput("expected {\"role\": \"active\"|\"standby\", \"active_site\": NAME}")

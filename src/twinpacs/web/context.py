@@ -4,6 +4,8 @@ path names, and URLs of resources."""
 from __future__ import annotations
 
 import io
+import json
+from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -12,6 +14,7 @@ from starlette.requests import Request
 
 from ..core.archive import Archive
 from ..core.model import StoredInstance
+from ..errors import InvalidInput
 
 _DEFER = 4096  # a deferred read leaves values larger than this on disk until used
 
@@ -50,3 +53,18 @@ class Urls:
 
     def instance(self, study: str, series: str, sop: str) -> str:
         return f"{self.studies}/{study}/series/{series}/instances/{sop}"
+
+
+async def json_object(request: Request, required: bool = True) -> dict[str, Any]:
+    """The request body as a JSON object; a 400 with the reason otherwise. An empty body is
+    {} when the body is optional."""
+    raw = await request.body()
+    if not raw.strip() and not required:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return body
