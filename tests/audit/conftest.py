@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.synthetic import StudySpec, encode, make_study
-from twinpacs.web import create_app
+from tests.served import ServedApp
 
 SHARED = [StudySpec(patient_id=f"AUD{k}", patient_name=f"Audit^Pat{k}", study_date=f"2026110{k}",
                     accession_number=f"ACC-AUD{k}", series=2, instances_per_series=2, rows=16, columns=16, seed=40 + k)
@@ -43,19 +41,11 @@ class ServedSite:
 
 
 def _serve(site: Site) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(site), host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:  # uvicorn sets it once the socket listens
-        if not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    served = ServedApp(site)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield served.url
     finally:
-        server.should_exit = True
-        thread.join(10)
+        served.stop()
 
 
 def _served(tmp_path: Path, name: str) -> Iterator[ServedSite]:

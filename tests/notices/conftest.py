@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
+from tests.served import ServedApp
 from twinpacs.web import create_app
 
 
@@ -99,15 +99,6 @@ async def client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def live_url(site: Site) -> Iterator[str]:
     """The site's app served by uvicorn on 127.0.0.1, a port of its own choosing."""
-    server = uvicorn.Server(uvicorn.Config(create_app(site), host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    started = threading.Event()
-    while not server.started and thread.is_alive():
-        started.wait(0.01)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    served = ServedApp(site)
+    yield served.url
+    served.stop()

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.index.schema import instances, outbox
 from twinpacs.synthetic import StudySpec, encode, make_study
-from twinpacs.web import create_app
+from tests.served import ServedApp
 
 HOST = "127.0.0.1"
 # Short retries so that a test sees several attempts within a second.
@@ -44,23 +43,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condi
     return found
 
 
-class Http:
-    """A site's HTTP door, served by uvicorn in a thread; stop() is a clean stop or, with
-    kill=True, one that drops open connections without answering."""
-
-    def __init__(self, site: Site, port: int = 0) -> None:
-        config = uvicorn.Config(create_app(site), host=HOST, port=port, log_level="warning",
-                                access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.server.started or not self.thread.is_alive(), what="uvicorn to start")
-        assert self.server.started, f"uvicorn could not bind {HOST}:{port}"
-        self.port = int(self.server.servers[0].sockets[0].getsockname()[1])
-
-    def stop(self, kill: bool = False) -> None:
-        self.server.force_exit = kill
-        self.server.should_exit = True
+Http = ServedApp  # kept short: the tests read as 'serve a site's HTTP door'
 
 
 def settings_overrides(root: Path, name: str, peers: list[dict[str, Any]], dicom: dict[str, Any],

@@ -4,16 +4,12 @@ server on a loopback port, in this process."""
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 import requests
-import uvicorn
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
@@ -21,37 +17,16 @@ from tests.web.conftest import SPEC, multiframe
 from twinpacs.app import build_site
 from twinpacs.config import load_settings
 from twinpacs.synthetic import encode, make_study
-from twinpacs.web import create_app
-
-
-class _Server:
-    """uvicorn serving the app from a thread; port 0 lets the OS choose."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.site = build_site(load_settings(overrides={"site": {"data_dir": data_dir}}))
-        config = uvicorn.Config(create_app(self.site), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:  # readiness, not a fixed wait
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/dicom-web"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.site.close()
+from tests.served import ServedApp
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with _Server(tmp_path_factory.mktemp("dicomweb-client")) as url:
-        yield url
+    site = build_site(load_settings(overrides={"site": {"data_dir": tmp_path_factory.mktemp("dicomweb-client")}}))
+    served = ServedApp(site)
+    yield f"{served.url}/dicom-web"
+    served.stop()
+    site.close()
 
 
 @pytest.fixture(scope="module")

@@ -92,8 +92,9 @@ class Archive:
     def ensure_accepting(self, origin: str | None = None) -> None:
         """A standby site refuses clinical stores, naming the active site; replication is taken."""
         if origin is None and self.role != "active":
-            raise SiteNotActive(f"this site ({self.site_name}) is on standby: send to the active site "
-                                f"{self.active_site or '(unknown)'}")
+            # The active site's name comes first: a DIMSE ErrorComment is cut at 64 characters.
+            raise SiteNotActive(f"send to the active site {self.active_site or '(unknown)'}: "
+                                f"this site ({self.site_name}) is on standby")
 
     def _record(self, tx: IndexTransaction, record: InstanceRecord, source: str, received: int, written: int,
                 origin: str | None) -> StoreStatus:
