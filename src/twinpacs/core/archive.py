@@ -99,18 +99,17 @@ class Archive:
     def _record(self, tx: IndexTransaction, record: InstanceRecord, source: str, received: int, written: int,
                 origin: str | None) -> StoreStatus:
         now = self.clock()
-        tx.add_to_counter("bytes_received", received)
-        tx.add_to_counter("bytes_written", written)
+        counts = {"bytes_received": received, "bytes_written": written}
         current = tx.current_hash(record.sop_instance_uid)
         if current == record.content_hash:
-            tx.add_to_counter("duplicates", 1)
+            tx.add_to_counters({**counts, "duplicates": 1})
             return StoreStatus.DUPLICATE
         if current is None:
             tx.insert_instance(record, source, now)
             self._changed(tx, "stored", record, now, origin)
-            tx.add_to_counter("instances_stored", 1)
+            tx.add_to_counters({**counts, "instances_stored": 1})
             return StoreStatus.STORED
-        tx.add_to_counter("conflicts", 1)
+        tx.add_to_counters({**counts, "conflicts": 1})
         new_version = {"content_hash": record.content_hash, "transfer_syntax": record.transfer_syntax,
                        "size": record.size, "received_at": now, "source": source[:128]}
         if self.conflict_policy == "newer-wins":

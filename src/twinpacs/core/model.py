@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 
@@ -87,6 +88,9 @@ def keys_up_to(level: Level) -> tuple[str, ...]:
     return keys
 
 
+_INDEX_TAGS = tuple((key, tag_for_keyword(key)) for key in keys_up_to(Level.IMAGE))
+
+
 @dataclass(frozen=True)
 class InstanceRecord:
     """One stored object as the index sees it."""
@@ -110,13 +114,17 @@ class InstanceRecord:
 
     @classmethod
     def from_dataset(cls, ds: Dataset, transfer_syntax: str, content_hash: str, size: int) -> InstanceRecord:
-        attributes = {key: text_value(ds, key) for key in keys_up_to(Level.IMAGE)}
+        # By tag, not keyword: only the index's keys are converted, without the keyword lookup.
+        attributes = {key: _text(ds[tag].value) if tag in ds else "" for key, tag in _INDEX_TAGS}
         return cls(attributes, transfer_syntax, content_hash, size)
 
 
 def text_value(ds: Dataset, keyword: str) -> str:
     """An attribute as DICOM text: multi-values joined by a backslash, absent as ''."""
-    element = ds.get(keyword)
+    return _text(ds.get(keyword))
+
+
+def _text(element: object) -> str:
     if element is None or element == "":
         return ""
     if isinstance(element, (list, tuple)) or type(element).__name__ == "MultiValue":

@@ -9,11 +9,13 @@ import hashlib
 import io
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
-import pydicom
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from ..errors import InvalidUID, MissingAttribute, NotDicom
@@ -61,29 +63,39 @@ def parse_part10(data: bytes) -> ParsedObject:
     syntax = UID(syntax)
     if not syntax.is_transfer_syntax:
         raise NotDicom(f"unknown transfer syntax {syntax}")
-    _check_complete(data, offset, syntax)
+    # One walk both checks every declared length and collects the elements: the dataset is
+    # built from them (what dcmread would have read again), values converted on first access.
+    elements = _check_complete(data, offset, syntax)
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=False)
+        dataset = Dataset(elements, parent_encoding=default_encoding)
+        encoding: str | list[str] = default_encoding
+        if 0x00080005 in elements:
+            encoding = convert_encodings(dataset[0x00080005].value)
+        dataset.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, encoding)
     except Exception as exc:  # pydicom raises many types on garbage
         raise NotDicom(f"cannot parse DICOM dataset: {exc}") from None
     _check_identity(dataset, meta)
     return ParsedObject(dataset, syntax, offset, content_hash(syntax, memoryview(data)[offset:]))
 
 
-def _check_complete(data: bytes, offset: int, syntax: UID) -> None:
-    body = data[offset:]
+def _check_complete(data: bytes, offset: int, syntax: UID) -> dict[BaseTag, Any]:
+    """Walk the top-level elements, checking each declared length; return them by tag."""
+    body, start = data, offset  # walked in place: no copy of the pixel data
     if syntax == DeflatedExplicitVRLittleEndian:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            body = inflater.decompress(body)
+            body, start = inflater.decompress(data[offset:]), 0
         except zlib.error as exc:
             raise NotDicom(f"deflated dataset is corrupt: {exc}") from None
         if not inflater.eof:
             raise NotDicom("deflated dataset is truncated")
     fp = io.BytesIO(body)
-    end = 0
+    fp.seek(start)
+    end = start
+    elements: dict[BaseTag, Any] = {}
     try:
         for element in data_element_generator(fp, syntax.is_implicit_VR, syntax.is_little_endian):
+            elements[element.tag] = element
             end = fp.tell()
             length = getattr(element, "length", UNDEFINED_LENGTH)
             value = element.value
@@ -96,7 +108,8 @@ def _check_complete(data: bytes, offset: int, syntax: UID) -> None:
     except Exception as exc:
         raise NotDicom(f"truncated or malformed dataset: {exc}") from None
     if end != len(body):
-        raise NotDicom(f"truncated: the dataset ends inside an element header at byte {end}")
+        raise NotDicom(f"truncated: the dataset ends inside an element header at byte {end - start}")
+    return elements
 
 
 _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")

@@ -35,6 +35,14 @@ class StoredFile(Dataset):
         self.path = path
 
 
+RECEIVE_PDU_SIZE = 4 * 1024 * 1024
+
+
+def _config_default_pdu() -> int:
+    from pynetdicom._globals import DEFAULT_MAX_LENGTH
+    return DEFAULT_MAX_LENGTH
+
+
 def enable_stored_file_sending() -> None:
     """Process-wide pynetdicom switch: send_c_store(path) streams the file's dataset bytes
     unchanged (only with a presentation context for exactly its transfer syntax)."""
@@ -48,6 +56,10 @@ def on_connection_open(event: Event) -> None:
         # pynetdicom leaves Nagle on: each small PDU (C-FIND responses, C-STORE acks)
         # would otherwise wait up to 40 ms for the peer's delayed ACK.
         sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if event.assoc.is_acceptor and event.assoc.acceptor.maximum_length == _config_default_pdu():
+        # Offer a large receive PDU: pynetdicom's reactor handles one PDU per loop and sleeps
+        # 1 ms when idle, so a 132 kB image in 16 kB PDUs takes ~9 loops; in one PDU, one.
+        event.assoc.acceptor.maximum_length = RECEIVE_PDU_SIZE
     _send_stored_files(event.assoc)
 
 

@@ -5,11 +5,47 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..core.model import INSTANCE_KEYS, PATIENT_KEYS, SERIES_KEYS, STUDY_KEYS, InstanceRecord
 from .schema import changes, counters, instance_versions, instances, outbox, patients, series, studies
+
+
+# The store path's statements are built once: building and cache-keying a fresh SQLAlchemy
+# statement per execution cost more than executing it (profiled: ~3 ms of a 10 ms store).
+_CURRENT_HASH = select(instances.c.content_hash).where(instances.c.SOPInstanceUID == bindparam("uid"))
+# The patient, study and series keys in one round trip (three independent look-ups, as before).
+_PARENT_PKS = select(
+    select(patients.c.id).where((patients.c.PatientID == bindparam("pid"))
+                                & (patients.c.IssuerOfPatientID == bindparam("issuer"))).scalar_subquery(),
+    select(studies.c.id).where(studies.c.StudyInstanceUID == bindparam("study")).scalar_subquery(),
+    select(series.c.id).where(series.c.SeriesInstanceUID == bindparam("series")).scalar_subquery(),
+)
+_INSERT = {table.name: insert(table) for table in (patients, studies, series, instances)}
+_BUMP_SERIES = update(series).where(series.c.id == bindparam("pk")).values(
+    num_instances=series.c.num_instances + 1)
+_BUMP = {
+    table.name: update(table).where(table.c.id == bindparam("pk")).values(
+        num_instances=table.c.num_instances + 1,
+        num_series=table.c.num_series + bindparam("d_series"),
+        **({"num_studies": table.c.num_studies + bindparam("d_studies")} if table is patients else {}),
+    )
+    for table in (studies, patients)
+}
+_INSERT_CHANGE = insert(changes)
+_INSERT_OUTBOX = insert(outbox)
+_COUNTERS: dict[tuple[str, ...], Any] = {}
+
+
+def _counters_update(names: tuple[str, ...]) -> Any:
+    statement = _COUNTERS.get(names)
+    if statement is None:
+        delta = case({name: bindparam(f"d{i}") for i, name in enumerate(names)}, value=counters.c.name)
+        statement = _COUNTERS[names] = (
+            update(counters).where(counters.c.name.in_(names)).values(value=counters.c.value + delta)
+        )
+    return statement
 
 
 class IndexTransaction:
@@ -17,33 +53,32 @@ class IndexTransaction:
         self.conn = conn
 
     def current_hash(self, sop_instance_uid: str) -> str | None:
-        row = self.conn.execute(
-            select(instances.c.content_hash).where(instances.c.SOPInstanceUID == sop_instance_uid)
-        ).first()
+        row = self.conn.execute(_CURRENT_HASH, {"uid": sop_instance_uid}).first()
         return row[0] if row else None
 
     def insert_instance(self, record: InstanceRecord, source: str, at: datetime) -> None:
         """Insert a new instance with its patient, study and series, keeping the counters."""
         a = record.attributes
-        patient_pk, _ = self._get_or_create(
-            patients,
-            (patients.c.PatientID == a["PatientID"]) & (patients.c.IssuerOfPatientID == a["IssuerOfPatientID"]),
-            {k: a[k] for k in PATIENT_KEYS},
-        )
-        study_pk, new_study = self._get_or_create(
-            studies, studies.c.StudyInstanceUID == a["StudyInstanceUID"],
-            {"patient_pk": patient_pk, **{k: a[k] for k in STUDY_KEYS}},
-        )
-        series_pk, new_series = self._get_or_create(
-            series, series.c.SeriesInstanceUID == a["SeriesInstanceUID"],
-            {"study_pk": study_pk, **{k: a[k] for k in SERIES_KEYS}},
-        )
-        self.conn.execute(insert(instances).values(
-            series_pk=series_pk, **{k: a[k] for k in INSTANCE_KEYS}, **_version_columns(record, source, at)
-        ))
-        self._bump(series, series_pk, num_instances=1)
-        self._bump(studies, study_pk, num_instances=1, num_series=int(new_series))
-        self._bump(patients, patient_pk, num_instances=1, num_series=int(new_series), num_studies=int(new_study))
+        patient_pk, study_pk, series_pk = self.conn.execute(_PARENT_PKS, {
+            "pid": a["PatientID"], "issuer": a["IssuerOfPatientID"],
+            "study": a["StudyInstanceUID"], "series": a["SeriesInstanceUID"],
+        }).one()
+        # A concurrent writer inserting the same row raises IntegrityError: Database.write retries.
+        if patient_pk is None:
+            patient_pk = self._create(patients, {k: a[k] for k in PATIENT_KEYS})
+        new_study = study_pk is None
+        if new_study:
+            study_pk = self._create(studies, {"patient_pk": patient_pk, **{k: a[k] for k in STUDY_KEYS}})
+        new_series = series_pk is None
+        if new_series:
+            series_pk = self._create(series, {"study_pk": study_pk, **{k: a[k] for k in SERIES_KEYS}})
+        self.conn.execute(_INSERT["instances"], {
+            "series_pk": series_pk, **{k: a[k] for k in INSTANCE_KEYS}, **_version_columns(record, source, at)
+        })
+        self.conn.execute(_BUMP_SERIES, {"pk": series_pk})
+        self.conn.execute(_BUMP["studies"], {"pk": study_pk, "d_series": int(new_series)})
+        self.conn.execute(_BUMP["patients"], {"pk": patient_pk, "d_series": int(new_series),
+                                              "d_studies": int(new_study)})
 
     def replace_current(self, record: InstanceRecord, source: str, at: datetime) -> None:
         """Make `record` the current version (the caller has kept the old one as a version)."""
@@ -67,7 +102,7 @@ class IndexTransaction:
         ))
 
     def log_change(self, kind: str, record: InstanceRecord, at: datetime) -> int:
-        result = self.conn.execute(insert(changes).values(
+        result = self.conn.execute(_INSERT_CHANGE, dict(
             kind=kind, SOPInstanceUID=record.sop_instance_uid,
             StudyInstanceUID=record.study_instance_uid, content_hash=record.content_hash, at=at,
         ))
@@ -78,11 +113,23 @@ class IndexTransaction:
         """The outbox: replication work is queued in the store's own transaction (G1).
         `already_at` (the peer the object came from) gets a row that starts confirmed."""
         for peer in peers:
-            self.conn.execute(insert(outbox).values(
+            self.conn.execute(_INSERT_OUTBOX, dict(
                 change_seq=change_seq, peer=peer, SOPInstanceUID=record.sop_instance_uid,
                 content_hash=record.content_hash, created_at=at, next_attempt_at=at,
                 state="confirmed" if peer == already_at else "pending",
             ))
+
+    def add_to_counters(self, deltas: dict[str, int]) -> None:
+        """Several counters in one statement; a counter not yet present is created."""
+        names = tuple(sorted(name for name, delta in deltas.items() if delta))
+        if not names:
+            return
+        done = self.conn.execute(_counters_update(names), {f"d{i}": deltas[name] for i, name in enumerate(names)})
+        if done.rowcount != len(names):
+            present = set(self.conn.scalars(select(counters.c.name).where(counters.c.name.in_(names))))
+            for name in names:
+                if name not in present:  # the update above changed nothing for it
+                    self.conn.execute(insert(counters).values(name=name, value=deltas[name]))
 
     def add_to_counter(self, name: str, delta: int) -> None:
         done = self.conn.execute(
@@ -91,19 +138,9 @@ class IndexTransaction:
         if done.rowcount == 0:
             self.conn.execute(insert(counters).values(name=name, value=delta))
 
-    def _get_or_create(self, table: Any, where: Any, values: dict[str, Any]) -> tuple[int, bool]:
-        row = self.conn.execute(select(table.c.id).where(where)).first()
-        if row:
-            return int(row[0]), False
-        # A concurrent writer inserting the same row raises IntegrityError: Database.write retries.
-        result = self.conn.execute(insert(table).values(**values))
-        return int(result.inserted_primary_key[0]), True
-
-    def _bump(self, table: Any, pk: int, **deltas: int) -> None:
-        self.conn.execute(
-            update(table).where(table.c.id == pk)
-            .values(**{name: table.c[name] + delta for name, delta in deltas.items() if delta})
-        )
+    def _create(self, table: Any, values: dict[str, Any]) -> int:
+        result = self.conn.execute(_INSERT[table.name], values)
+        return int(result.inserted_primary_key[0])
 
 
 def _version_columns(record: InstanceRecord, source: str, at: datetime) -> dict[str, Any]:
