@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from ..core.archive import Archive
 from ..core.model import StoredInstance
 from ..errors import InvalidInput
+from .metadata_cache import MetadataCache
 
 _DEFER = 4096  # a deferred read leaves values larger than this on disk until used
 
@@ -22,6 +24,17 @@ _DEFER = 4096  # a deferred read leaves values larger than this on disk until us
 def archive_of(request: Request) -> Archive:
     archive: Archive = request.app.state.site.archive
     return archive
+
+
+def metadata_cache(request: Request) -> MetadataCache:
+    """This app's metadata cache; file-backed beside a filesystem store (<data>/cache/metadata)."""
+    state = request.app.state
+    cache: MetadataCache | None = getattr(state, "metadata_cache", None)
+    if cache is None:
+        root = getattr(archive_of(request).blobs, "root", None)
+        cache = MetadataCache(Path(root).parent / "cache" / "metadata" if root is not None else None)
+        state.metadata_cache = cache
+    return cache
 
 
 async def find_instances(request: Request) -> list[StoredInstance]:

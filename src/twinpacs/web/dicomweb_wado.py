@@ -6,8 +6,7 @@ rendered images are in dicomweb_frames."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,15 +16,17 @@ from starlette.routing import Route
 from ..core.archive import Archive
 from ..core.model import StoredInstance
 from ..errors import InvalidInput, NotFound
-from .context import Urls, archive_of, find_instances, read_dataset
-from .dicomjson import DicomJSONResponse, metadata_json
+from .context import Urls, archive_of, find_instances, metadata_cache, read_dataset
+from .dicomjson import metadata_json
 from .dicomweb_frames import all_frames
 from .errors import NotAcceptable
-from .media import OCTET_STREAM, MediaRange, accepted, accepts_json, admits
+from .media import DICOM_JSON, OCTET_STREAM, MediaRange, accepted, accepts_json, admits
+from .metadata_cache import MetadataCache
 from .multipart import PART_END, closing, encode_parts, new_boundary, part_head, related_content_type
 
 DICOM = "application/dicom"
 CHUNK = 1 << 20
+BATCH = 4 << 20
 PIXEL_DATA = 0x7FE00010
 
 
@@ -49,40 +50,57 @@ async def retrieve(request: Request) -> Response:
 
 
 async def _stream(archive: Archive, instances: list[StoredInstance], boundary: str) -> AsyncIterator[bytes]:
+    """The multipart body, read by worker threads in batches of about BATCH bytes (many small
+    instances per threadpool hop, a large one in CHUNK pieces)."""
+    batches = _batches(archive, instances, boundary)
+    try:
+        while batch := await run_in_threadpool(next, batches, b""):
+            yield batch
+    finally:
+        await run_in_threadpool(batches.close)
+
+
+def _batches(archive: Archive, instances: list[StoredInstance], boundary: str) -> Iterator[bytes]:
+    pieces: list[bytes] = []
+    size = 0
     for instance in instances:
-        yield part_head(boundary, f"{DICOM}; transfer-syntax={instance.transfer_syntax}", instance.size)
+        pieces.append(part_head(boundary, f"{DICOM}; transfer-syntax={instance.transfer_syntax}", instance.size))
         path = archive.path(instance)
         if path is None:
-            yield await run_in_threadpool(archive.read, instance)
+            pieces.append(archive.read(instance))
+            size += instance.size
         else:
-            file = await run_in_threadpool(open, path, "rb")
-            try:
-                while chunk := await run_in_threadpool(file.read, CHUNK):
-                    yield chunk
-            finally:
-                file.close()
-        yield PART_END
-    yield closing(boundary)
+            with open(path, "rb", buffering=0) as file:
+                while chunk := file.read(CHUNK):
+                    pieces.append(chunk)
+                    size += len(chunk)
+                    if size >= BATCH:
+                        yield b"".join(pieces)
+                        pieces, size = [], 0
+        pieces.append(PART_END)
+    pieces.append(closing(boundary))
+    yield b"".join(pieces)
 
 
 async def metadata(request: Request) -> Response:
     if not accepts_json(request):
         raise NotAcceptable("metadata is served as application/dicom+json only")
     instances = await find_instances(request)
-    return DicomJSONResponse(await run_in_threadpool(_metadata, archive_of(request), instances, Urls(request)))
+    body = await run_in_threadpool(_metadata, archive_of(request), metadata_cache(request),
+                                   instances, Urls(request))
+    return Response(body, media_type=DICOM_JSON)
 
 
-def _metadata(archive: Archive, instances: list[StoredInstance], urls: Urls) -> list[dict[str, Any]]:
-    out = []
+def _metadata(archive: Archive, cache: MetadataCache, instances: list[StoredInstance], urls: Urls) -> bytes:
+    """The JSON array, assembled from each instance's cached JSON text (computed from the
+    stored object on first use): the same bytes json.dumps of the whole list would give."""
+    parts = []
     for instance in instances:
         base = urls.instance(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
-        ds = read_dataset(archive, instance, defer=True)
-        out.append(metadata_json(ds, _bulk_uri(base)))
-    return out
-
-
-def _bulk_uri(instance_url: str) -> Callable[[int], str]:
-    return lambda tag: f"{instance_url}/bulkdata/{tag:08X}"
+        parts.append(cache.instance_json(
+            instance.content_hash, base,
+            lambda bulk_uri, instance=instance: metadata_json(read_dataset(archive, instance, defer=True), bulk_uri)))
+    return ("[" + ",".join(parts) + "]").encode("utf-8")
 
 
 async def bulkdata(request: Request) -> Response:
