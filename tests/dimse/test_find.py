@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -211,9 +212,15 @@ def test_bad_queries_fail_with_a_comment(server: DimseServer, model: str, identi
 
 
 def test_cancel_ends_the_matching(server: DimseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = [{"PatientID": f"P{n}"} for n in range(5000)]
-    monkeypatch.setattr(server.site.archive, "find", lambda query: rows)
+    total = 5000
+
+    def slow_index(query: object) -> Iterator[dict[str, str]]:
+        for n in range(total):
+            time.sleep(0.001)  # an index slower than the network: the C-CANCEL arrives mid-way
+            yield {"PatientID": f"P{n}"}
+
+    monkeypatch.setattr(server.site.archive, "find", slow_index)
     result = dcmtk("findscu", "-P", "-v", "--cancel", "1", "-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientID",
                    HOST, server.port)
     assert "Received Final Find Response (Cancel" in result.stderr
-    assert 1 <= result.stderr.count("Find Response: ") < len(rows)
+    assert 1 <= result.stderr.count("Find Response: ") < total
