@@ -50,6 +50,15 @@ class Drill:
         out.print(table)
         return status
 
+    def start_in_sync(self, seed: int, patient_prefix: str) -> None:
+        """Both sites up, two studies stored at A and confirmed at B, the counts shown."""
+        a, b = self.pair.a, self.pair.b
+        self.pair.start(a, quiet=True)
+        self.pair.start(b, quiet=True)
+        self.pair.load_studies(a, 2, seed=seed, patient_prefix=patient_prefix)
+        self.wait_in_sync(a)
+        self.sync(a)
+
     def wait_in_sync(self, site: PairSite, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while not self.pair.api(site, "GET", "/api/sync")["in_sync"]:
@@ -77,11 +86,7 @@ def failover_drill(drill: Drill) -> None:
     pair, a, b = drill.pair, drill.pair.a, drill.pair.b
     drill.step("Two sites", "Site A is active and takes the studies; site B is the second data centre "
                "on standby. Every object stored at A is queued for B in the same transaction.")
-    pair.start(a, quiet=True)
-    pair.start(b, quiet=True)
-    pair.load_studies(a, 2, seed=1, patient_prefix="MORN")
-    drill.wait_in_sync(a)
-    drill.sync(a)
+    drill.start_in_sync(seed=1, patient_prefix="MORN")
     drill.step("Replication is held back", "The link to B goes down (here: B is stopped). A keeps taking "
                "studies: two emergency studies arrive at A and cannot reach B.")
     pair.stop(b)
@@ -117,11 +122,7 @@ def failover_drill(drill: Drill) -> None:
 def downtime_drill(drill: Drill) -> None:
     pair, a, b = drill.pair, drill.pair.a, drill.pair.b
     drill.step("Two sites in sync", "A is active, B standby, both hold the same studies.")
-    pair.start(a, quiet=True)
-    pair.start(b, quiet=True)
-    pair.load_studies(a, 2, seed=3, patient_prefix="DAY")
-    drill.wait_in_sync(a)
-    drill.sync(a)
+    drill.start_in_sync(seed=3, patient_prefix="DAY")
     drill.step("B goes away", "Site B fails without warning (its process is killed). A keeps working; "
                "what it stores waits in the queue, with the reason visible.")
     process = pair.processes.pop(b.name)
