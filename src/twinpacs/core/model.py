@@ -119,12 +119,8 @@ class InstanceRecord:
         return cls(attributes, transfer_syntax, content_hash, size)
 
 
-def text_value(ds: Dataset, keyword: str) -> str:
-    """An attribute as DICOM text: multi-values joined by a backslash, absent as ''."""
-    return _text(ds.get(keyword))
-
-
 def _text(element: object) -> str:
+    """An attribute value as DICOM text: multi-values joined by a backslash, absent as ''."""
     if element is None or element == "":
         return ""
     if isinstance(element, (list, tuple)) or type(element).__name__ == "MultiValue":

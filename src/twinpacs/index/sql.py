@@ -24,10 +24,6 @@ class SqlIndex:
     def __init__(self, url: str) -> None:
         self.db = Database(url)
 
-    @property
-    def engine_name(self) -> str:
-        return self.db.writer.dialect.name
-
     def write(self, work: Callable[[IndexTransaction], T]) -> T:
         return self.db.write(lambda conn: work(IndexTransaction(conn)))
 
