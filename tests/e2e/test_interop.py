@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -13,7 +14,7 @@ import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 
-from tests.e2e.live import LiveSite, dataset_bytes, dcmtk
+from tests.e2e.live import LiveSite, dataset_bytes, dcmtk, wait_for
 from twinpacs.synthetic import StudySpec, write_study
 
 SPEC = StudySpec(patient_id="E2E01", patient_name="Interop^Ida", series=3, instances_per_series=4,
@@ -90,6 +91,7 @@ def test_cmove_returns_identical_datasets(site: LiveSite, stored: dict[str, byte
     out.mkdir()
     receiver = subprocess.Popen(["storescp", "-aet", "STORESCP", "-od", str(out), str(move_port)],
                                 env={"TCP_NODELAY": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: _listening(move_port), timeout=10)  # else the move's sub-association is refused
     try:
         result = dcmtk("movescu", "-S", "-aec", site.ae_title, "-aem", "STORESCP", "-k", "QueryRetrieveLevel=STUDY",
                        "-k", f"StudyInstanceUID={study_uid}", "127.0.0.1", str(site.dicom_port))
@@ -132,3 +134,11 @@ def test_wado_rs_bytes_are_identical(site: LiveSite, stored: dict[str, bytes]) -
     parts = [part.get_payload(decode=True) for part in message.iter_parts()]
     received = {pydicom.dcmread(io.BytesIO(p)).SOPInstanceUID: dataset_bytes(p) for p in parts}
     assert received == _originals_by_uid(stored)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
