@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
+from twinpacs.app import Site
 from twinpacs.core.archive import Archive
 from twinpacs.index.sql import SqlIndex
 from twinpacs.storage.filesystem import FilesystemBlobStore
+from twinpacs.web import create_app
 
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -48,6 +51,19 @@ def index(index_url: str) -> Iterator[SqlIndex]:
 @pytest.fixture
 def archive(index: SqlIndex, tmp_path: Path) -> Archive:
     return Archive(FilesystemBlobStore(tmp_path / "store"), index)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
+    """The app of the suite's `site` fixture, in process over httpx's ASGI transport."""
+    transport = httpx.ASGITransport(app=create_app(site))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as test_client:
+        yield test_client
 
 
 def stored_files(root: Path) -> list[Path]:

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from tests.served import ServedApp
-from twinpacs.web import create_app
 
 
 @dataclass
@@ -82,18 +80,6 @@ def site(tmp_path: Path, receiver: Receiver) -> Iterator[Site]:
     built = make_site(tmp_path / "a", [receiver.url])
     yield built
     built.close()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(site))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as test_client:
-        yield test_client
 
 
 @pytest.fixture

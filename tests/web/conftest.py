@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
@@ -17,7 +17,6 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.synthetic import StudySpec, encode, make_study
-from twinpacs.web import create_app
 from twinpacs.web.multipart import encode_parts, new_boundary
 
 SPEC = StudySpec(patient_id="WEB01", patient_name="Web^Wanda", series=2, instances_per_series=3,
@@ -30,18 +29,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
     built = build_site(load_settings(overrides={"site": {"data_dir": tmp_path / "site", "name": "web-test"}}))
     yield built
     built.close()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(site))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="session")
