@@ -178,3 +178,38 @@ incident_drafts = Table(
     Column("description", Text, nullable=False),
     Column("details", Text, nullable=False, server_default="{}"),  # JSON
 )
+
+# One row per start of a serving site: the effective configuration (secrets masked) and the
+# environment it ran in, with a hash, so that what changed between two starts can be shown (G7).
+config_starts = Table(
+    "config_starts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of settings + environment
+    Column("settings", Text, nullable=False),  # JSON: {"dotted.key": {"value": ..., "explicit": bool}}
+    Column("environment", Text, nullable=False),  # JSON: versions, OS, database engine, storage path
+    Column("source", Text, nullable=False, server_default=""),  # configuration file, if any
+)
+
+# Self-test runs (twinpacs selftest): each step's outcome and timing, to compare with the last run.
+selftest_runs = Table(
+    "selftest_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("passed", Integer, nullable=False),  # 1 or 0
+    Column("steps", Text, nullable=False),  # JSON list of {"name", "ok", "seconds", "detail"}
+)
+
+# In a migration's target database only: how far each table was copied, so an interrupted
+# `twinpacs migrate` resumes where it stopped.
+migration_progress = Table(
+    "migration_progress",
+    metadata,
+    Column("table_name", String(64), primary_key=True),
+    Column("last_key", Text, nullable=False, server_default=""),  # JSON of the last copied primary key
+    Column("copied", BigInteger, nullable=False, server_default="0"),
+    Column("done", Integer, nullable=False, server_default="0"),
+    Column("source", Text, nullable=False, server_default=""),  # the source URL (masked)
+)
