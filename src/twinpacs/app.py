@@ -34,6 +34,8 @@ class Site:
     replication: Replication | None = None  # None when no peer is configured
     # Storage Commitment reports from DIMSE peers; the DICOM listener takes those sent to it.
     commitment_reports: CommitmentReports | None = None
+    # The DICOM listener's port once it listens (0 before, or when not serving DIMSE).
+    dicom_port: int = 0
 
     @property
     def outbox(self) -> SqlOutbox:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import cli_audit, cli_failover, cli_notice, cli_sync
+from . import cli_audit, cli_config, cli_db, cli_failover, cli_notice, cli_selftest, cli_sync
 from .config import Settings, load_settings
 from .errors import ConfigurationError, TwinpacsError
 
@@ -29,6 +29,10 @@ app.add_typer(cli_sync.app, name="sync")
 app.add_typer(cli_failover.app, name="failover")
 app.add_typer(cli_notice.app, name="notice")
 app.add_typer(cli_audit.app, name="audit")
+app.add_typer(cli_config.app, name="config")
+app.add_typer(cli_db.app, name="db")
+app.command("migrate")(cli_db.migrate)
+app.command("selftest")(cli_selftest.selftest)
 
 out = Console()
 err = Console(stderr=True)

@@ -39,6 +39,7 @@ def run_site(settings: Settings) -> None:
 async def _serve(site: Site) -> None:
     settings = site.settings
     dimse = start_dimse(site)
+    site.dicom_port = dimse.port
     for service in site.background:
         service.start()
     try:

@@ -14,8 +14,10 @@ from ..app import Site
 from ..errors import TwinpacsError
 from . import (
     api_audit,
+    api_config,
     api_notices,
     api_replication,
+    api_selftest,
     api_sync,
     dicomweb_frames,
     dicomweb_qido,
@@ -45,6 +47,8 @@ def create_app(site: Site) -> Starlette:
             *api_replication.routes,
             *api_notices.routes,
             *api_audit.routes,
+            *api_config.routes,
+            *api_selftest.routes,
             *metrics.routes,
             Mount("/dicom-web", routes=dicomweb),
         ],
