@@ -7,8 +7,10 @@ setup:
 run: setup
 	.venv/bin/twinpacs demo
 
+# The whole suite twice: on SQLite, then with every site's index on the machine's PostgreSQL.
 test: setup
 	.venv/bin/pytest
+	TWINPACS_TEST_BACKEND=postgresql .venv/bin/pytest
 
 bench: setup
 	.venv/bin/python bench/generate.py --out bench/out/data --studies 20

@@ -316,6 +316,7 @@ def start_twinpacs(work: Path, move_port: int) -> Server:
     work.mkdir(parents=True)
     log_file = work / "twinpacs.log"
     cmd = [str(ROOT / ".venv" / "bin" / "twinpacs"), "serve", "--data-dir", str(work / "data"),
+           "--role", "active", "--no-peers", "--database-url", f"sqlite:///{(work / 'data').resolve()}/index.sqlite3",
            "--ae-title", "TWINPACS", "--dicom-port", "0", "--http-port", "0",
            "--move-destination", f"{MOVE_AET}={HOST}:{move_port}"]
     with log_file.open("wb") as out:

@@ -145,8 +145,10 @@ def cached_site(size: int) -> Path:
 
 def start_site(data_dir: Path, log_file: Path) -> Server:
     """`twinpacs serve` on data_dir with free loopback ports; ports read from its ready line."""
+    # --accept-missing-history: the index was filled by direct inserts, never by a serving site.
     cmd = [str(ROOT / ".venv" / "bin" / "twinpacs"), "serve", "--data-dir", str(data_dir), "--ae-title", AET,
-           "--bind", HOST, "--dicom-port", "0", "--http-port", "0"]
+           "--role", "active", "--no-peers", "--database-url", f"sqlite:///{data_dir.resolve()}/index.sqlite3",
+           "--accept-missing-history", "--bind", HOST, "--dicom-port", "0", "--http-port", "0"]
     with log_file.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads yet)

@@ -1,40 +1,42 @@
-"""Fixtures shared by every suite: index backends (the contract runs on each) and archives."""
+"""Fixtures shared by every suite: index backends (the contract runs on each) and archives.
+The backend of every other site comes from TWINPACS_TEST_BACKEND (tests/backend.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from twinpacs.app import Site
 from twinpacs.core.archive import Archive
 from twinpacs.index.sql import SqlIndex
 from twinpacs.storage.filesystem import FilesystemBlobStore
 from twinpacs.web import create_app
+from tests.backend import ON_POSTGRESQL, create_schema, drop_created_schemas, drop_schema, schema_url
 
-POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+@pytest.fixture(scope="session", autouse=True)
+def backend_schemas() -> Iterator[None]:
+    """The PostgreSQL schemas of the session's sites (and stale ones of killed runs) go at its end."""
+    yield
+    drop_created_schemas()
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A private schema in the machine's PostgreSQL, dropped afterwards."""
-    schema = f"tp_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_SERVER)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    schema = create_schema()
     try:
-        yield f"{POSTGRES_SERVER}?options=-csearch_path%3D{schema}"
+        yield schema_url(schema)
     finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        drop_schema(schema)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The index contract runs on both engines in the default pass; the PostgreSQL pass has run
+# every suite on PostgreSQL already, so it does not repeat the SQLite half.
+@pytest.fixture(params=["postgresql"] if ON_POSTGRESQL else ["sqlite", "postgresql"])
 def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'index.sqlite3'}"

@@ -16,6 +16,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # t
 
 from .core.audit import AuditLevel, Copy, Node
 from .core.audit_presence import Entry
+from .dimse.scu import identifier
 from .errors import TwinpacsError
 from .web.multipart import encode_parts, new_boundary, related_content_type
 
@@ -100,11 +101,11 @@ def cfind_listing(address: str, calling_ae: str = "TWINPACS-AUDIT") -> list[Entr
     if not assoc.is_established:
         raise AuditClientError(f"no association with {address}")
     try:
-        studies = _find(assoc, _identifier("STUDY", StudyInstanceUID="", PatientID="", PatientName="",
+        studies = _find(assoc, identifier("STUDY", StudyInstanceUID="", PatientID="", PatientName="",
                                            AccessionNumber="", StudyDate=""))
         entries = []
         for study in studies:
-            query = _identifier("IMAGE", StudyInstanceUID=study.StudyInstanceUID, SeriesInstanceUID="",
+            query = identifier("IMAGE", StudyInstanceUID=study.StudyInstanceUID, SeriesInstanceUID="",
                                 SOPInstanceUID="", Modality="")
             entries.extend(_entry(study, image) for image in _find(assoc, query))
         return entries
@@ -112,21 +113,13 @@ def cfind_listing(address: str, calling_ae: str = "TWINPACS-AUDIT") -> list[Entr
         assoc.release()
 
 
-def _identifier(level: str, **keys: str) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
-
-
 def _find(assoc: Any, query: Dataset) -> list[Dataset]:
     found = []
-    for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+    for status, answer in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
         if status is None:
             raise AuditClientError("the C-FIND association was aborted or timed out")
-        if status.Status in (0xFF00, 0xFF01) and identifier is not None:
-            found.append(identifier)
+        if status.Status in (0xFF00, 0xFF01) and answer is not None:
+            found.append(answer)
         elif status.Status != 0x0000:
             raise AuditClientError(f"C-FIND failed with status 0x{status.Status:04X}")
     return found

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import cli_audit, cli_config, cli_db, cli_failover, cli_notice, cli_selftest, cli_sync
-from .config import Settings, load_settings
+from .config import Settings, load_settings, require_to_serve
 from .errors import ConfigurationError, TwinpacsError
 
 app = typer.Typer(
@@ -41,9 +42,10 @@ ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TO
 DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder of the site's data.")]
 
 
-def _settings(config: Path | None, **flags: Any) -> Settings:
-    """Settings from the file and environment, with the flags that were given on top."""
-    overrides: dict[str, Any] = {}
+def _settings(config: Path | None, explicit_empty: dict[str, Any] | None = None, **flags: Any) -> Settings:
+    """Settings from the file and environment, with the flags that were given on top.
+    An empty flag value means "not given", except the sections in `explicit_empty`."""
+    overrides: dict[str, Any] = dict(explicit_empty or {})
     for dotted, value in flags.items():
         if value is not None and value != [] and value != {}:
             section, key = dotted.split("__")
@@ -96,17 +98,35 @@ def serve(
     peer: Annotated[
         Optional[list[str]], typer.Option(help="twinpacs peer NAME=http://HOST:PORT (repeatable).")
     ] = None,
+    no_peers: Annotated[
+        bool, typer.Option("--no-peers", help="A single site: no peers (the same as peers = [] in the file).")
+    ] = False,
+    database_url: Annotated[
+        Optional[str], typer.Option(help="The index database: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB.")
+    ] = None,
+    accept_missing_history: Annotated[
+        bool, typer.Option("--accept-missing-history",
+                           help="Start although the index holds objects but no record of any previous start "
+                                "(a database from before configuration history); logged and recorded.")
+    ] = False,
 ) -> None:
-    """Run one site in the foreground until SIGTERM or Ctrl-C."""
+    """Run one site in the foreground until SIGTERM or Ctrl-C.
+
+    Required, from the file, the environment or these flags: site.data_dir, site.role,
+    database.url, and the peers (or --no-peers for a single site)."""
+    if no_peers and peer:
+        _fail("--no-peers and --peer contradict each other", 2)
     settings = _settings(
         config, site__data_dir=data_dir, site__ae_title=ae_title, site__name=site_name, site__role=role,
         dicom__port=dicom_port, http__port=http_port, dicom__bind=bind, http__bind=bind,
         dicom__move_destinations=_parse_destinations(move_destination or []) or None,
-        peers__=_parse_peers(peer or []) or None,
+        peers__=_parse_peers(peer or []) or None, database__url=database_url,
+        explicit_empty={"peers": []} if no_peers else None,
     )
+    require_to_serve(settings)
     from .serve import run_site  # imported late: the servers pull in pynetdicom and uvicorn
 
-    run_site(settings)
+    run_site(settings, accept_missing_history)
 
 
 @app.command("import")
@@ -268,9 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="twinpacs")
     except ConfigurationError as exc:
-        err.print(f"[red]configuration error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        # escaped: messages quote TOML such as [site] or [[peers]], which is not markup
+        err.print(f"[red]configuration error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except TwinpacsError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(1)
 

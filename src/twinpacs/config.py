@@ -2,22 +2,30 @@
 default and help; nothing reads configuration anywhere else.
 
 Precedence: command-line flags > environment (TWINPACS_SECTION__KEY) > TOML file > defaults.
+Each loaded Settings remembers which layer gave each key, so that `config check` can mark
+defaults, a start can record what was explicit, and `serve` can insist on REQUIRED_TO_SERVE.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
+    SettingsError,
 )
 
+from .config_source import env_var_for, flatten_raw, key_lines, line_of, provenance
 from .errors import ConfigurationError
 
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE VR: no backslash, ≤16
@@ -134,14 +142,20 @@ class Settings(BaseSettings):
         env_prefix="TWINPACS_", env_nested_delimiter="__", extra="forbid"
     )
 
-    site: SiteSettings
-    dicom: DicomSettings = Field(default_factory=DicomSettings)  # type: ignore[arg-type]
-    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
-    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
-    peers: list[PeerSettings] = Field(default_factory=list)
-    replication: ReplicationSettings = Field(default_factory=ReplicationSettings)  # type: ignore[arg-type]
-    notices: NoticeSettings = Field(default_factory=NoticeSettings)  # type: ignore[arg-type]
+    site: SiteSettings = Field(description="This site: its name, role, AE title and data folder.")
+    dicom: DicomSettings = Field(default_factory=DicomSettings, description="The DICOM (DIMSE) listener.")  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=HttpSettings, description="The HTTP server: DICOMweb and the API.")  # type: ignore[arg-type]
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="The index database.")  # type: ignore[arg-type]
+    storage: StorageSettings = Field(default_factory=StorageSettings, description="The object store.")  # type: ignore[arg-type]
+    peers: list[PeerSettings] = Field(
+        default_factory=list, description="Archives this site replicates to; an empty list is a single site."
+    )
+    replication: ReplicationSettings = Field(default_factory=ReplicationSettings, description="Sending to peers.")  # type: ignore[arg-type]
+    notices: NoticeSettings = Field(default_factory=NoticeSettings, description="Downtime notices.")  # type: ignore[arg-type]
+
+    # Which layer gave each dotted key ("flag", "env", "file"); absent keys are defaults.
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _file: Path | None = PrivateAttr(default=None)
 
     @field_validator("peers")
     @classmethod
@@ -164,6 +178,25 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.site.data_dir / 'index.sqlite3'}"
 
+    @property
+    def config_file(self) -> Path | None:
+        """The TOML file these settings were read from, if any."""
+        return self._file
+
+    def source_of(self, key: str) -> str:
+        """"flag", "env", "file" or "default" for a dotted key such as "dicom.port"."""
+        return self._sources.get(key, "default")
+
+    def _explicit_under(self, key: str) -> bool:
+        return any(k == key or k.startswith((key + ".", key + "[")) for k in self._sources)
+
+    def effective(self) -> dict[str, dict[str, Any]]:
+        """Every setting as a dotted key → {"value", "explicit", "source"}, secrets masked.
+        A list of tables is numbered (peers[0].name); an empty one is the single key "peers"."""
+        flat, _ = flatten_raw(self.model_dump(mode="json"))
+        return {key: {"value": masked(key, value), "explicit": self.source_of(key) != "default",
+                      "source": self.source_of(key)} for key, value in flat.items()}
+
 
 def parse_host_port(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
@@ -172,13 +205,21 @@ def parse_host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Build Settings from an optional TOML file, the environment and flag overrides
-    (a nested dict such as {"dicom": {"port": 104}}). Raises ConfigurationError naming the key."""
-    if config_file is not None and not config_file.is_file():
-        raise ConfigurationError(f"configuration file {config_file} does not exist")
+# -- loading --------------------------------------------------------------------------------
 
-    class _FromFile(Settings):
+def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None,
+                  environment: bool = True) -> Settings:
+    """Build Settings from an optional TOML file, the environment (unless `environment` is
+    False) and flag overrides (a nested dict such as {"dicom": {"port": 104}}). Raises
+    ConfigurationError naming each wrong key with its file and line, or its variable."""
+    text, from_file = _read_toml(config_file)
+    try:
+        from_env = EnvSettingsSource(Settings)() if environment else {}
+    except SettingsError as exc:  # e.g. TWINPACS_PEERS holding JSON that does not parse
+        raise ConfigurationError(f"invalid configuration in the environment: {exc}") from None
+    from_flags = overrides or {}
+
+    class _Layered(Settings):
         @classmethod
         def settings_customise_sources(
             cls,
@@ -188,27 +229,189 @@ def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | N
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
-            if config_file is not None:
-                sources += (TomlConfigSettingsSource(settings_cls, toml_file=config_file),)
-            return sources
+            return (init_settings, InitSettingsSource(settings_cls, from_env),
+                    InitSettingsSource(settings_cls, from_file))
 
     try:
-        loaded = _FromFile(**(overrides or {}))
+        loaded = _Layered(**from_flags)
     except ValidationError as exc:
+        layers = [("flag", from_flags), ("env", from_env), ("file", from_file)]
+        problems = [_locate(err, layers, config_file, text) for err in exc.errors()]
         where = f" in {config_file}" if config_file else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {_plain(err)}" for err in exc.errors()
-        )
-        raise ConfigurationError(f"invalid configuration{where}: {problems}") from None
-    except Exception as exc:  # e.g. a TOML syntax error
+        raise ConfigurationError(f"invalid configuration{where}:\n  " + "\n  ".join(problems)) from None
+    settings = Settings.model_validate(loaded.model_dump())
+    settings._sources = provenance([("flag", from_flags), ("env", from_env), ("file", from_file)])
+    settings._file = config_file
+    return settings
+
+
+def _read_toml(config_file: Path | None) -> tuple[str, dict[str, Any]]:
+    if config_file is None:
+        return "", {}
+    if not config_file.is_file():
+        raise ConfigurationError(f"configuration file {config_file} does not exist")
+    try:
+        text = config_file.read_text(encoding="utf-8")
+        return text, tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read configuration {config_file}: {exc}") from None
-    return Settings.model_validate(loaded.model_dump())
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"at line (\d+)", str(exc))
+        where = f"{config_file}:{found[1]}" if found else str(config_file)
+        raise ConfigurationError(f"{where}: TOML syntax error: {exc}") from None
 
 
-def _plain(err: Any) -> str:
+def dotted(loc: tuple[str | int, ...]) -> str:
+    """("peers", 0, "name") → "peers[0].name"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _locate(err: Any, layers: list[tuple[str, Mapping[str, Any]]], config_file: Path | None, text: str) -> str:
+    """One validation error as "where: key: what", where is file:line, a variable or the flags."""
+    loc = tuple(err["loc"])
+    if loc == ("site",) and err["type"] == "missing":
+        loc = ("site", "data_dir")  # the one key of [site] without a default
+    key = dotted(loc)
+    message = _plain(err, key)
+    layer = next((name for name, data in layers if _holds(data, loc)), None)
+    if layer is None and err["type"] == "missing":  # attribute it to the layer holding its table
+        layer = next((name for name, data in layers if loc[:-1] and _holds(data, loc[:-1])), None)
+    if layer == "flag":
+        return f"command line: {key}: {message}"
+    if layer == "env":
+        return f"environment {env_var_for(loc) or 'TWINPACS_…'}: {key}: {message}"
+    if config_file is None:
+        return f"{key}: {message}"
+    # A missing key has no line of its own; within a [[table]] entry, that entry's line helps.
+    in_table_entry = len(loc) >= 2 and isinstance(loc[-2], int)
+    line = line_of(key_lines(text), loc) if err["type"] != "missing" or in_table_entry else None
+    return f"{config_file}:{line}: {key}: {message}" if line else f"{config_file}: {key}: {message}"
+
+
+def _holds(data: Any, loc: tuple[str | int, ...]) -> bool:
+    for part in loc:
+        if isinstance(part, int) and isinstance(data, list) and part < len(data):
+            data = data[part]
+        elif isinstance(part, str) and isinstance(data, Mapping) and part in data:
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def _plain(err: Any, key: str) -> str:
     if err["type"] == "missing":
         return "required setting is missing"
     if err["type"] == "extra_forbidden":
         return "unknown setting"
-    return str(err["msg"])
+    message = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    if isinstance(value, (str, int, float, bool)) and err["type"] != "value_error":
+        message += f" (got {masked(key, value)!r})"
+    return message
+
+
+# -- what serving requires -----------------------------------------------------------------
+
+# Settings with no safe default: `twinpacs serve` and `config check` insist that each is given
+# explicitly (file, environment or flag), so that a setting lost in a move stops the start.
+REQUIRED_TO_SERVE: dict[str, str] = {
+    "site.data_dir": "the folder of the object store (--data-dir, TWINPACS_SITE__DATA_DIR)",
+    "site.role": "active or standby at first start (--role, TWINPACS_SITE__ROLE)",
+    "database.url": "the index database, e.g. sqlite:////srv/twinpacs/index.sqlite3 or "
+                    "postgresql+psycopg://user@host/db (--database-url, TWINPACS_DATABASE__URL)",
+    "peers": "[[peers]] tables, or peers = [] for a single site (--peer NAME=URL, --no-peers)",
+}
+
+
+def missing_to_serve(settings: Settings) -> list[str]:
+    missing = [key for key in REQUIRED_TO_SERVE if not settings._explicit_under(key)]
+    if "database.url" not in missing and not settings.database.url.strip():
+        missing.append("database.url")  # given, but empty: no database named
+    return missing
+
+
+def require_to_serve(settings: Settings) -> None:
+    """ConfigurationError naming every required setting that was not given, and the file."""
+    missing = missing_to_serve(settings)
+    if missing:
+        where = f"in {settings.config_file}" if settings.config_file else "(no configuration file)"
+        lines = "\n  ".join(f"{key}: {REQUIRED_TO_SERVE[key]}" for key in missing)
+        raise ConfigurationError(
+            f"required setting{'s' if len(missing) > 1 else ''} missing {where}; no safe default exists, "
+            f"give each in the file, the environment or a flag:\n  {lines}")
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"password|passwd|secret|token|api[_-]?key|credential", re.IGNORECASE)
+
+
+def masked(key: str, value: Any) -> Any:
+    """`value` as it may be shown or stored: the one place that decides what is a secret.
+    A key named like a secret hides its whole value; a URL anywhere keeps its user but hides
+    its password (and the whole user part of an http(s) URL, often a token) and secret-named
+    query parameters."""
+    if _SECRET_NAME.search(key.rsplit(".", 1)[-1]) and value not in ("", None, [], {}):
+        return MASK
+    if isinstance(value, str):
+        return _mask_url(value)
+    if isinstance(value, list):
+        return [masked(key, v) for v in value]
+    if isinstance(value, dict):
+        return {k: masked(f"{key}.{k}", v) for k, v in value.items()}
+    return value
+
+
+def _mask_url(text: str) -> str:
+    if "://" not in text:
+        return text
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    # Replaced in place, never rebuilt: urlunsplit would turn sqlite://// into sqlite://.
+    if "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        if has_password:
+            userinfo = f"{user}:{MASK}"
+        elif parts.scheme in ("http", "https"):
+            userinfo = MASK
+        text = text.replace(f"//{parts.netloc}", f"//{userinfo}@{host}", 1)
+    if parts.query:
+        query = "&".join(
+            f"{name}={MASK}" if sep and _SECRET_NAME.search(name) else f"{name}{sep}{value}"
+            for name, sep, value in (piece.partition("=") for piece in parts.query.split("&")))
+        text = text.replace(f"?{parts.query}", f"?{query}", 1)
+    return text
+
+
+# -- descriptions ----------------------------------------------------------------------------
+
+def describe(key: str) -> str:
+    """The one-line description of a dotted key ("peers[0].port" reads PeerSettings.port)."""
+    model: Any = Settings
+    text = ""
+    for part in re.sub(r"\[\d+\]", "", key).split("."):
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return text
+        info = fields[part]
+        text = info.description or ""
+        model = _model_of(info.annotation)
+    return text
+
+
+def _model_of(annotation: Any) -> Any:
+    """The settings model inside an annotation: SiteSettings, or PeerSettings for list[PeerSettings]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None

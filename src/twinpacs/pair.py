@@ -29,9 +29,11 @@ class PairSite:
         return f"http://127.0.0.1:{self.http_port}"
 
     def command(self, root: Path, peer: PairSite) -> list[str]:
+        data_dir = (root / self.name).resolve()
         return [
             sys.executable, "-m", "twinpacs", "serve",
-            "--data-dir", str(root / self.name), "--site-name", self.name, "--role", self.role,
+            "--data-dir", str(data_dir), "--database-url", f"sqlite:///{data_dir / 'index.sqlite3'}",
+            "--site-name", self.name, "--role", self.role,
             "--ae-title", self.ae_title, "--peer", f"{peer.name}={peer.url}",
             "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port),
             "--move-destination", f"{peer.ae_title}=127.0.0.1:{peer.dicom_port}",
@@ -55,7 +57,8 @@ class LocalPair:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise SystemExit(f"site {site.name} did not start (is port {site.dicom_port} or {site.http_port} in use?)")
+                raise SystemExit(f"site {site.name} did not start (exit code {process.returncode}; its message is "
+                                 f"above, or is port {site.dicom_port} or {site.http_port} in use?)")
             try:
                 if httpx.get(f"{site.url}/healthz", timeout=1).status_code == 200:
                     return

@@ -1,5 +1,7 @@
-"""Run one site in the foreground: the DIMSE listener and the HTTP server, one ready line,
-and a clean stop on SIGTERM/SIGINT (uvicorn traps the signals; DIMSE stops after it)."""
+"""Run one site in the foreground: the start's fingerprint recorded (and any change since the
+previous start announced) before anything listens, then the DIMSE listener and the HTTP
+server, one ready line, and a clean stop on SIGTERM/SIGINT (uvicorn traps the signals; DIMSE
+stops after it)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import uvicorn
 from .app import Site, build_site
 from .config import Settings
 from .dimse.server import start_dimse
+from .fingerprint import record_start
+from .index.health import check_database
 from .web.app import create_app
 
 log = logging.getLogger("twinpacs")
@@ -28,23 +32,37 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-def run_site(settings: Settings) -> None:
+def run_site(settings: Settings, accept_missing_history: bool = False) -> None:
     site = build_site(settings)
     try:
-        asyncio.run(_serve(site))
+        asyncio.run(_serve(site, accept_missing_history))
     finally:
         site.close()
 
 
-async def _serve(site: Site) -> None:
+def report_database(site: Site) -> None:
+    """The database checks of `twinpacs db check`, in the start log: a missing index or a hot
+    query that would scan a whole table is said at every start, not discovered weeks later."""
+    for finding in check_database(site.settings.database_url):
+        if finding.level != "ok":
+            log.log(logging.ERROR if finding.level == "error" else logging.WARNING,
+                    "database check %s: %s (run `twinpacs db check` for all checks)", finding.check, finding.detail)
+
+
+async def _serve(site: Site, accept_missing_history: bool = False) -> None:
     settings = site.settings
+    # Before the listeners: a start whose history is missing must not accept a single object.
+    start = record_start(site, accept_missing_history)
+    report_database(site)
     dimse = start_dimse(site)
     site.dicom_port = dimse.port
     for service in site.background:
         service.start()
     try:
+        app = create_app(site)
+        app.state.config_start = start  # what GET /api/config shows
         config = uvicorn.Config(
-            create_app(site), host=settings.http.bind, port=settings.http.port,
+            app, host=settings.http.bind, port=settings.http.port,
             log_level="warning", access_log=False, lifespan="on",
         )
         server = _HttpServer(config)

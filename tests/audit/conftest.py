@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.synthetic import StudySpec, encode, make_study
+from tests.backend import backend_url
 from tests.served import ServedApp
 
 SHARED = [StudySpec(patient_id=f"AUD{k}", patient_name=f"Audit^Pat{k}", study_date=f"2026110{k}",
@@ -24,14 +25,15 @@ class ServedSite:
     site: Site
     url: str
 
-    @property
-    def index_file(self) -> Path:
-        return self.site.settings.site.data_dir / "index.sqlite3"
-
-    def sql(self, statement: str, *params: str) -> None:
-        """Change the index behind twinpacs's back, as a careless script or a disk fault would."""
-        with sqlite3.connect(self.index_file) as conn:
-            assert conn.execute(statement, params).rowcount == 1
+    def sql(self, statement: str, **params: str) -> None:
+        """Change the index behind twinpacs's back (a connection of its own), as a careless
+        script or a disk fault would. Mixed-case columns are quoted: PostgreSQL folds others."""
+        engine = sa.create_engine(self.site.settings.database_url, poolclass=sa.NullPool)
+        try:
+            with engine.begin() as conn:
+                assert conn.execute(sa.text(statement), params).rowcount == 1
+        finally:
+            engine.dispose()
 
     def store(self, *specs: StudySpec) -> list[bytes]:
         objects = [encode(ds) for spec in specs for ds in make_study(spec)]
@@ -49,7 +51,8 @@ def _serve(site: Site) -> Iterator[str]:
 
 
 def _served(tmp_path: Path, name: str) -> Iterator[ServedSite]:
-    site = build_site(load_settings(overrides={"site": {"data_dir": tmp_path / name, "name": name}}))
+    site = build_site(load_settings(overrides={"site": {"data_dir": tmp_path / name, "name": name},
+                                               "database": {"url": backend_url(tmp_path / name)}}))
     try:
         for url in _serve(site):
             yield ServedSite(site, url)

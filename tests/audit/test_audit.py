@@ -55,7 +55,7 @@ def test_an_instance_deleted_behind_twinpacs_back_is_listed_with_its_study_and_p
         twins: tuple[ServedSite, ServedSite], client: httpx.Client) -> None:
     a, b = twins
     sop, series, study = _first_instance(b)
-    b.sql("DELETE FROM instances WHERE SOPInstanceUID = ?", sop)
+    b.sql('DELETE FROM instances WHERE "SOPInstanceUID" = :sop', sop=sop)
     report = _audit(client, a, b)
     assert not report.identical
     assert _keys(report, AuditLevel.INSTANCE) == [(sop, Where.MISSING_ON_B)]
@@ -72,7 +72,7 @@ def test_repair_copies_in_the_right_direction_and_the_reaudit_is_clean(
         twins: tuple[ServedSite, ServedSite], client: httpx.Client) -> None:
     a, b = twins
     sop, _, _ = _first_instance(b)
-    b.sql("DELETE FROM instances WHERE SOPInstanceUID = ?", sop)
+    b.sql('DELETE FROM instances WHERE "SOPInstanceUID" = :sop', sop=sop)
     a.store(EXTRA)  # a whole study missing on B
     b.store(StudySpec(patient_id="AUDB", series=1, instances_per_series=1, rows=16, columns=16, seed=88))
     plan = repair_plan(_audit(client, a, b))
@@ -101,7 +101,7 @@ def test_a_different_content_hash_is_listed_as_differs_and_not_repaired(
         twins: tuple[ServedSite, ServedSite], client: httpx.Client) -> None:
     a, b = twins
     sop, _, _ = _first_instance(b)
-    b.sql("UPDATE instances SET content_hash = ? WHERE SOPInstanceUID = ?", "0" * 64, sop)
+    b.sql('UPDATE instances SET content_hash = :hash WHERE "SOPInstanceUID" = :sop', hash="0" * 64, sop=sop)
     report = _audit(client, a, b)
     assert _keys(report, AuditLevel.INSTANCE) == [(sop, Where.DIFFERS)]
     d = report.at(AuditLevel.INSTANCE)[0]
@@ -135,7 +135,7 @@ def test_cli_audit_and_repair(twins: tuple[ServedSite, ServedSite]) -> None:
     a, b = twins
     assert _cli("--url", a.url, "--against", b.url).returncode == 0
     sop, _, _ = _first_instance(b)
-    b.sql("DELETE FROM instances WHERE SOPInstanceUID = ?", sop)
+    b.sql('DELETE FROM instances WHERE "SOPInstanceUID" = :sop', sop=sop)
     found = _cli("--url", a.url, "--against", b.url, "--json")
     assert found.returncode == 1, found.stderr
     report = json.loads(found.stdout)

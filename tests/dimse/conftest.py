@@ -35,6 +35,7 @@ from twinpacs.dimse import DimseServer, start_dimse
 from twinpacs.dimse.server import STORAGE_TRANSFER_SYNTAXES
 from twinpacs.dimse.transport import CONNECTION_HANDLERS
 from twinpacs.synthetic import StudySpec, available_transfer_syntaxes, write_study
+from tests.backend import backend_url
 
 HOST = "127.0.0.1"
 AE_TITLE = "TWINPACS"
@@ -47,6 +48,7 @@ def launch(data_dir: Path, destinations: dict[str, str] | None = None, **dicom: 
     """A site in `data_dir` with its DIMSE door on a free loopback port."""
     settings = load_settings(overrides={
         "site": {"data_dir": data_dir, "ae_title": AE_TITLE},
+        "database": {"url": backend_url(data_dir)},
         "dicom": {"port": 0, "move_destinations": destinations or {}, **dicom},
     })
     return start_dimse(build_site(settings))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pydicom
 
+from tests.backend import backend_env
+
 READY = re.compile(r"twinpacs ready: .* DICOM [^:]+:(\d+), HTTP http://[^:]+:(\d+)")
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}  # Debian's DCMTK leaves Nagle on otherwise
 
@@ -37,11 +39,13 @@ class LiveSite:
 
     def start(self, timeout: float = 60) -> LiveSite:
         self.log = []
+        env = {**os.environ, **backend_env(self.data_dir)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "twinpacs", "serve", "--data-dir", str(self.data_dir),
              "--ae-title", self.ae_title, "--dicom-port", str(self.fixed_ports[0]),
-             "--http-port", str(self.fixed_ports[1]), *self.extra_args],
+             "--http-port", str(self.fixed_ports[1]), *self.required_args(env), *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=env,
         )
         ready = threading.Event()
         threading.Thread(target=self._drain, args=(ready,), daemon=True).start()
@@ -49,6 +53,16 @@ class LiveSite:
             self.kill()
             raise AssertionError("site did not become ready:\n" + "".join(self.log))
         return self
+
+    def required_args(self, env: dict[str, str]) -> list[str]:
+        """What `serve` requires and extra_args leave out: a role, the peers (none: a single
+        site) and the database (the site's SQLite file, unless `env` names one)."""
+        given = set(self.extra_args)
+        args = [] if "--role" in given else ["--role", "active"]
+        args += [] if "--peer" in given or "--no-peers" in given else ["--no-peers"]
+        if "--database-url" not in given and not any(k.upper() == "TWINPACS_DATABASE__URL" for k in env):
+            args += ["--database-url", f"sqlite:///{Path(self.data_dir).resolve() / 'index.sqlite3'}"]
+        return args
 
     def _drain(self, ready: threading.Event) -> None:
         assert self.process and self.process.stderr

@@ -15,6 +15,7 @@ import pytest
 
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
+from tests.backend import backend_url
 from tests.served import ServedApp
 
 
@@ -70,6 +71,7 @@ def receiver() -> Iterator[Receiver]:
 def make_site(data_dir: Path, webhooks: list[str] | None = None) -> Site:
     return build_site(load_settings(overrides={
         "site": {"data_dir": data_dir, "name": "A"},
+        "database": {"url": backend_url(data_dir)},
         "peers": [{"name": "B", "dicomweb_url": "http://127.0.0.1:9/dicom-web"}],
         "notices": {"webhooks": webhooks or []},
     }))

@@ -20,6 +20,7 @@ from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.index.schema import instances, outbox
 from twinpacs.synthetic import StudySpec, encode, make_study
+from tests.backend import backend_url
 from tests.served import ServedApp
 
 HOST = "127.0.0.1"
@@ -49,6 +50,7 @@ Http = ServedApp  # kept short: the tests read as 'serve a site's HTTP door'
 def settings_overrides(root: Path, name: str, peers: list[dict[str, Any]], dicom: dict[str, Any],
                        replication: dict[str, Any]) -> dict[str, Any]:
     return {"site": {"data_dir": root / name, "name": name, "ae_title": name}, "dicom": {"port": 0, **dicom},
+            "database": {"url": backend_url(root / name)},
             "peers": peers, "replication": {**FAST, **replication}}
 
 

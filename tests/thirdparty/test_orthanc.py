@@ -27,6 +27,7 @@ from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.synthetic import StudySpec, encode, make_study
 from twinpacs.web import create_app
+from tests.backend import backend_url
 
 from .conftest import HOST, ORTHANC_AET, Orthanc, free_port
 
@@ -80,6 +81,7 @@ def pair(netns: None, orthanc_binary_path: str, tmp_path: Path) -> Iterator[Pair
     peer = {"kind": "dimse", "ae_title": ORTHANC_AET, "host": HOST, "port": orthanc_dicom}
     settings = load_settings(overrides={
         "site": {"data_dir": tmp_path / "site", "name": "TP", "ae_title": SITE_AE},
+        "database": {"url": backend_url(tmp_path / "site", unix_socket=True)},  # no TCP route out of netns
         "dicom": {"bind": HOST, "port": site_dicom},
         "http": {"bind": HOST, "port": 0},
         "peers": [{"name": COMMITTED, **peer, "storage_commitment": True},

@@ -18,6 +18,7 @@ from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.synthetic import StudySpec, encode, make_study
 from twinpacs.web.multipart import encode_parts, new_boundary
+from tests.backend import backend_url
 
 SPEC = StudySpec(patient_id="WEB01", patient_name="Web^Wanda", series=2, instances_per_series=3,
                  rows=32, columns=32, accession_number="ACC-WEB", seed=7)
@@ -26,7 +27,9 @@ DICOM = "application/dicom"
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    built = build_site(load_settings(overrides={"site": {"data_dir": tmp_path / "site", "name": "web-test"}}))
+    data_dir = tmp_path / "site"
+    built = build_site(load_settings(overrides={"site": {"data_dir": data_dir, "name": "web-test"},
+                                                "database": {"url": backend_url(data_dir)}}))
     yield built
     built.close()
 

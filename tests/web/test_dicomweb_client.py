@@ -17,12 +17,15 @@ from tests.web.conftest import SPEC, multiframe
 from twinpacs.app import build_site
 from twinpacs.config import load_settings
 from twinpacs.synthetic import encode, make_study
+from tests.backend import backend_url
 from tests.served import ServedApp
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    site = build_site(load_settings(overrides={"site": {"data_dir": tmp_path_factory.mktemp("dicomweb-client")}}))
+    data_dir = tmp_path_factory.mktemp("dicomweb-client")
+    site = build_site(load_settings(overrides={"site": {"data_dir": data_dir},
+                                               "database": {"url": backend_url(data_dir)}}))
     served = ServedApp(site)
     yield f"{served.url}/dicom-web"
     served.stop()

@@ -19,6 +19,9 @@ from .query import Query
 
 log = logging.getLogger(__name__)
 
+# The mark of `twinpacs selftest`'s objects: the only objects twinpacs ever removes.
+SELFTEST_PATIENT_ID = "TWINPACS-SELFTEST"
+
 
 class StoreStatus(str, Enum):
     STORED = "stored"
@@ -178,6 +181,24 @@ class Archive:
         self.index.write(swap)
         self._notify()
         self.index.resolve_version(version_id, "made current")
+
+    # -- removal of self-test objects -----------------------------------------------------
+
+    def remove_selftest_study(self, study_uid: str) -> dict[str, Any]:
+        """Remove a study `twinpacs selftest` stored: index rows first, then the files no index
+        row references any more. Refused, nothing removed, unless every object in it is marked."""
+        removed = self.index.remove_study(  # type: ignore[attr-defined]
+            study_uid, SELFTEST_PATIENT_ID, self.clock(), self._is_selftest_object)
+        for content_hash in removed.unreferenced:
+            self.blobs.delete(content_hash)
+        return {**removed.as_dict(), "files_deleted": len(removed.unreferenced)}
+
+    def _is_selftest_object(self, content_hash: str) -> bool:
+        try:
+            data = self.blobs.get(content_hash)
+        except NotFound:
+            return True  # no stored object to contradict the index's marked patient
+        return str(parse_part10(data).dataset.get("PatientID", "")) == SELFTEST_PATIENT_ID
 
     def _notify(self) -> None:
         for listener in self.on_change:

@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -71,6 +72,14 @@ class WebhookSender(Protocol):
         ...
 
 
+def _shown(url: str) -> str:
+    """A webhook URL as logged: scheme, host and port only, since its user part, path or
+    query often carry a token."""
+    parts = urllib.parse.urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}/…"
+
+
 def post_json(url: str, body: bytes, timeout_s: float) -> None:
     """The default sender, on the standard library (the core imports no HTTP client)."""
     request = urllib.request.Request(
@@ -127,9 +136,9 @@ class WebhookDelivery:
                 return
             except Exception as exc:  # any failure is logged, never raised into a caller
                 if attempt == self._policy.attempts:
-                    log.error("notice webhook %s failed %d times, giving up: %s", url, attempt, exc)
+                    log.error("notice webhook %s failed %d times, giving up: %s", _shown(url), attempt, exc)
                     return
-                log.warning("notice webhook %s failed (attempt %d): %s; retrying", url, attempt, exc)
+                log.warning("notice webhook %s failed (attempt %d): %s; retrying", _shown(url), attempt, exc)
                 self._sleep(delay)
                 delay *= 2
 

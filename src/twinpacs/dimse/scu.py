@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_context
 from pynetdicom.association import Association
@@ -48,3 +49,12 @@ def associate(
 def move_destination_kwargs(contexts: list[PresentationContext]) -> dict[str, object]:
     """The third item of a C-MOVE handler's destination yield, passed on to ae.associate."""
     return {"contexts": contexts, "evt_handlers": list(CONNECTION_HANDLERS)}
+
+
+def identifier(level: str, **keys: str) -> Dataset:
+    """A C-FIND/C-GET identifier: the query level and the given keys ("" asks for a value)."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds

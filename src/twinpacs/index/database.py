@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from .migrate import upgrade_to_head
+from ..errors import ConfigurationError, TwinpacsError
+from .migrate import ensure_current, masked_url
 
 T = TypeVar("T")
 
@@ -30,17 +31,32 @@ _SQLITE_PRAGMAS = (
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    """`check_schema=False` is for the tools that repair or inspect the schema themselves
+    (`twinpacs db upgrade|status|check`, `twinpacs migrate`); every other user gets a database
+    at the schema revision this version expects, or a ConfigurationError saying what to run."""
+
+    def __init__(self, url: str, check_schema: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock()
-        if self.is_sqlite:
-            self.writer = self._sqlite_engine(url, immediate=True)
-            self.reader = self._sqlite_engine(url, immediate=False)
-        else:
-            self.writer = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-            self.reader = self.writer
-        upgrade_to_head(self.writer)
+        try:
+            if self.is_sqlite:
+                self.writer = self._sqlite_engine(url, immediate=True)
+                self.reader = self._sqlite_engine(url, immediate=False)
+            else:
+                self.writer = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+                self.reader = self.writer
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise ConfigurationError(f"database url {masked_url(url)!r} is not usable: {exc}") from None
+        if check_schema:
+            try:
+                ensure_current(self.writer, self.reader, url)
+            except OperationalError as exc:
+                self.dispose()
+                raise TwinpacsError(f"cannot open the index database {masked_url(url)}: {exc.orig}") from None
+            except BaseException:
+                self.dispose()
+                raise
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> Engine:

@@ -15,10 +15,11 @@ from .schema import notices
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time twinpacs writes is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
+    """SQLite hands back naive datetimes (every time twinpacs writes is UTC); PostgreSQL aware
+    ones in the session's time zone, which need not be UTC on a hospital's server."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def new_id(result: CursorResult[Any]) -> int:

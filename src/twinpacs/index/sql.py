@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from ..core.model import StoredInstance
 from ..core.query import Query
 from ..core.sync import PeerCounts
-from . import sync_queries
+from . import removal, sync_queries
 from .database import Database
 from .queries import counts, run_query, stored_instances
 from .schema import counters, instance_versions, instances, site_state
@@ -89,6 +89,11 @@ class SqlIndex:
             if done.rowcount == 0:
                 tx.conn.execute(insert(site_state).values(key=key, value=value, updated_at=at))
         self.write(work)
+
+    def remove_study(self, study_uid: str, marker: str, at: datetime,
+                     is_marked: Callable[[str], bool]) -> removal.RemovedStudy:
+        """A self-test study out of the index (index/removal.py); the caller deletes the files."""
+        return self.db.write(lambda conn: removal.remove_study(conn, study_uid, marker, at, is_marked))
 
     def close(self) -> None:
         self.db.dispose()

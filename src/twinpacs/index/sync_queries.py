@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ..core.sync import RATE_WINDOW_S, PeerCounts
+from .notices import as_utc
 from .schema import instances, outbox, patients, series, studies
 
 
@@ -39,7 +40,7 @@ def peer_counts(conn: Connection, peer: str, now: datetime) -> PeerCounts:
     return PeerCounts(
         held=held, confirmed=by_state.get("confirmed", 0), pending=by_state.get("pending", 0),
         failed=by_state.get("failed", 0), unverified=by_state.get("unverified", 0),
-        oldest_pending_at=_aware(oldest), confirmed_in_window=window, last_error=error or "",
+        oldest_pending_at=as_utc(oldest), confirmed_in_window=window, last_error=error or "",
     )
 
 
@@ -64,10 +65,3 @@ def missing_studies(conn: Connection, peer: str) -> list[dict[str, Any]]:
         .order_by(studies.c.StudyDate.desc(), studies.c.id.desc())
     )
     return [dict(row._mapping) for row in conn.execute(statement)]
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; everything here is stored in UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)

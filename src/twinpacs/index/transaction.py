@@ -44,6 +44,7 @@ def _counters_update(names: tuple[str, ...]) -> Any:
         delta = case({name: bindparam(f"d{i}") for i, name in enumerate(names)}, value=counters.c.name)
         statement = _COUNTERS[names] = (
             update(counters).where(counters.c.name.in_(names)).values(value=counters.c.value + delta)
+            .returning(counters.c.name)
         )
     return statement
 
@@ -124,12 +125,14 @@ class IndexTransaction:
         names = tuple(sorted(name for name, delta in deltas.items() if delta))
         if not names:
             return
-        done = self.conn.execute(_counters_update(names), {f"d{i}": deltas[name] for i, name in enumerate(names)})
-        if done.rowcount != len(names):
-            present = set(self.conn.scalars(select(counters.c.name).where(counters.c.name.in_(names))))
-            for name in names:
-                if name not in present:  # the update above changed nothing for it
-                    self.conn.execute(insert(counters).values(name=name, value=deltas[name]))
+        updated = set(self.conn.scalars(_counters_update(names),
+                                        {f"d{i}": deltas[name] for i, name in enumerate(names)}))
+        for name in names:
+            if name not in updated:
+                # Absent when the update began. If a concurrent transaction has created it since
+                # (PostgreSQL: a later statement would see it, the update did not), this insert
+                # fails and Database.write runs the whole unit again: no increment is lost.
+                self.conn.execute(insert(counters).values(name=name, value=deltas[name]))
 
     def add_to_counter(self, name: str, delta: int) -> None:
         done = self.conn.execute(
