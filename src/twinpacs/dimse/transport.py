@@ -7,6 +7,8 @@ TCP connection exists and before the first PDU is sent: the one hook that sees e
 from __future__ import annotations
 
 import socket
+import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,12 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import _config, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext
 
 from ..core.model import StoredInstance
+from . import fast_messages
 
 
 class StoredFile(Dataset):
@@ -34,6 +38,18 @@ class StoredFile(Dataset):
         self.SOPClassUID = instance.sop_class_uid  # the service class reads these on failure
         self.SOPInstanceUID = instance.sop_instance_uid
         self.path = path
+        self.transfer_syntax = instance.transfer_syntax
+
+
+def dataset_offset(path: Path) -> int | None:
+    """Where the dataset starts in a Part 10 file: after the preamble, 'DICM' and the file
+    meta group, whose length element comes first (twinpacs writes it; PS3.10 7.1 requires it).
+    None when the file does not start that way."""
+    with open(path, "rb") as f:
+        head = f.read(144)
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
+        return None
+    return 144 + int(struct.unpack("<I", head[140:144])[0])
 
 
 RECEIVE_PDU_SIZE = 4 * 1024 * 1024
@@ -61,6 +77,7 @@ def on_connection_open(event: Event) -> None:
         # Offer a large receive PDU: pynetdicom's reactor handles one PDU per loop and sleeps
         # 1 ms when idle, so a 132 kB image in 16 kB PDUs takes ~9 loops; in one PDU, one.
         event.assoc.acceptor.maximum_length = RECEIVE_PDU_SIZE
+    fast_messages.install(event.assoc.dimse)
     _send_stored_files(event.assoc)
 
 
@@ -87,7 +104,10 @@ def _send_stored_files(assoc: Association) -> None:
         if not isinstance(dataset, StoredFile):
             return send(dataset, *args, **kwargs)
         try:
-            return send(dataset.path, *args, **kwargs)
+            offset = dataset_offset(dataset.path)
+            if offset is None:
+                return send(dataset.path, *args, **kwargs)
+            return _send_file(assoc, dataset, offset, *args, **kwargs)
         except ValueError:
             # The peer accepted no context with the stored transfer syntax: let pynetdicom
             # convert between uncompressed syntaxes (compressed ones still fail, as they must).
@@ -97,6 +117,34 @@ def _send_stored_files(assoc: Association) -> None:
     # be substituted; its service classes call assoc.send_c_store and find this one. (pynetdicom
     # swaps assoc.abort the same way in service_class.attempt.)
     assoc.send_c_store = send_c_store  # type: ignore[method-assign]
+
+
+def _send_file(assoc: Association, stored: StoredFile, offset: int, msg_id: int = 1, priority: int = 2,
+               originator_aet: str | None = None, originator_id: int | None = None) -> Dataset:
+    """pynetdicom's Association.send_c_store for a stored file, minus re-reading the file meta
+    with pydicom (~1 ms per instance): the index already knows the SOP class and syntax."""
+    context = assoc._get_valid_context(stored.SOPClassUID, stored.transfer_syntax, "scu", allow_conversion=False)
+    req = C_STORE()
+    req.MessageID = msg_id
+    req.Priority = priority
+    req.MoveOriginatorApplicationEntityTitle = originator_aet
+    req.MoveOriginatorMessageID = originator_id
+    req.AffectedSOPClassUID = stored.SOPClassUID
+    req.AffectedSOPInstanceUID = stored.SOPInstanceUID
+    req._dataset_path = (stored.path, offset)  # type: ignore[attr-defined]
+    # As pynetdicom does: hold the association's own reactor so it cannot take the response.
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
+        time.sleep(0.0001)
+    try:
+        assoc.dimse.send_msg(req, context.context_id)
+        _, rsp = assoc.dimse.get_msg(block=True)
+    finally:
+        assoc._reactor_checkpoint.set()
+    if rsp is None:  # the DIMSE timeout expired
+        assoc._handle_no_response()
+        return Dataset()
+    return assoc._check_received_status(rsp)
 
 
 CONNECTION_HANDLERS: list[tuple[evt.EventType, Callable[[Event], None]]] = [
