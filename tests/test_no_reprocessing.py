@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests.backend import backend_url
 from twinpacs.app import build_site
 from twinpacs.config import load_settings
 from twinpacs.index.schema import changes, outbox
@@ -32,8 +33,9 @@ def _rows(url: str) -> tuple[int, int]:
 
 def test_restart_with_changed_settings_touches_no_stored_object(tmp_path: Path) -> None:
     data_dir = tmp_path / "site"
+    database = {"url": backend_url(data_dir)}
     first: dict[str, Any] = {"site": {"data_dir": data_dir, "name": "A", "ae_title": "OLDAE"},
-                             "storage": {"conflict_policy": "keep-first"}}
+                             "database": database, "storage": {"conflict_policy": "keep-first"}}
     site = build_site(load_settings(overrides=first))
     for ds in make_study(StudySpec(patient_id="RP1", series=2, instances_per_series=3, rows=16, columns=16, seed=5)):
         site.archive.store(encode(ds))
@@ -46,6 +48,7 @@ def test_restart_with_changed_settings_touches_no_stored_object(tmp_path: Path) 
     # Every kind of setting changes: identity, doors, the storage policy, a new peer, replication.
     changed: dict[str, Any] = {
         "site": {"data_dir": data_dir, "name": "A", "ae_title": "NEWAE", "role": "standby"},
+        "database": database,
         "dicom": {"port": 104, "max_associations": 4},
         "http": {"port": 8443},
         "storage": {"conflict_policy": "newer-wins"},
