@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.engine import Connection
 
 from ..core.audit import AuditLevel, Digester, Node, patient_key
@@ -37,7 +37,7 @@ class IndexDigestSource:
     def top(self) -> Node:
         digester = Digester()
         with self.db.read() as conn:
-            for uid, content_hash, size in _stream(conn, select(*_ROWS).order_by(instances.c.SOPInstanceUID)):
+            for uid, content_hash, size in _stream(conn, select(*_ROWS).order_by(_by_uid(conn))):
                 digester.add(uid, content_hash, size)
         return digester.node("")
 
@@ -50,6 +50,14 @@ class IndexDigestSource:
             if level is AuditLevel.SERIES:
                 return _series(conn, parent)
             return _instances(conn, parent)
+
+
+def _by_uid(conn: Connection) -> ColumnElement[str]:
+    """UIDs in byte order whatever the database's locale: digests are compared across sites,
+    and a PostgreSQL database created with e.g. en_US.UTF-8 ignores the dots when sorting
+    ("12.2" before "1.23"), which SQLite, comparing bytes, does not."""
+    uid = instances.c.SOPInstanceUID
+    return uid.collate("C") if conn.dialect.name == "postgresql" else uid
 
 
 def _stream(conn: Connection, statement: Select[Any]) -> Iterable[Any]:
@@ -70,7 +78,7 @@ def _patients(conn: Connection) -> list[Node]:
     # table, keeps the whole-archive scan free of per-row joins.
     patient_of_series = {s: p for s, p in conn.execute(
         select(series.c.id, studies.c.patient_pk).join(studies, series.c.study_pk == studies.c.id))}
-    digesters = _group(_stream(conn, select(instances.c.series_pk, *_ROWS).order_by(instances.c.SOPInstanceUID)),
+    digesters = _group(_stream(conn, select(instances.c.series_pk, *_ROWS).order_by(_by_uid(conn))),
                        patient_of_series)
     rows = conn.execute(select(patients.c.id, patients.c.PatientID, patients.c.IssuerOfPatientID,
                                patients.c.PatientName))
@@ -88,7 +96,7 @@ def _studies(conn: Connection, parent: str) -> list[Node]:
             .join(series, instances.c.series_pk == series.c.id)
             .join(studies, series.c.study_pk == studies.c.id)
             .join(patients, studies.c.patient_pk == patients.c.id)
-            .where(*where).order_by(instances.c.SOPInstanceUID))
+            .where(*where).order_by(_by_uid(conn)))
     digesters = _group(conn.execute(scan))
     rows = conn.execute(select(studies.c.id, patients.c.PatientID, patients.c.PatientName,
                                *(studies.c[k] for k in _STUDY_ATTRIBUTES))
@@ -101,7 +109,7 @@ def _series(conn: Connection, study_uid: str) -> list[Node]:
     scan = (select(instances.c.series_pk, *_ROWS).select_from(instances)
             .join(series, instances.c.series_pk == series.c.id)
             .join(studies, series.c.study_pk == studies.c.id)
-            .where(studies.c.StudyInstanceUID == study_uid).order_by(instances.c.SOPInstanceUID))
+            .where(studies.c.StudyInstanceUID == study_uid).order_by(_by_uid(conn)))
     digesters = _group(conn.execute(scan))
     rows = conn.execute(select(series.c.id, *(series.c[k] for k in _SERIES_ATTRIBUTES))
                         .join(studies, series.c.study_pk == studies.c.id)
@@ -112,7 +120,7 @@ def _series(conn: Connection, study_uid: str) -> list[Node]:
 
 def _instances(conn: Connection, series_uid: str) -> list[Node]:
     rows = conn.execute(select(*_ROWS).select_from(instances).join(series, instances.c.series_pk == series.c.id)
-                        .where(series.c.SeriesInstanceUID == series_uid).order_by(instances.c.SOPInstanceUID))
+                        .where(series.c.SeriesInstanceUID == series_uid).order_by(_by_uid(conn)))
     return [Node(uid, content_hash, 1, size) for uid, content_hash, size in rows]
 
 
@@ -132,7 +140,6 @@ def listing(db: Database) -> list[Entry]:
                  .select_from(instances)
                  .join(series, instances.c.series_pk == series.c.id)
                  .join(studies, series.c.study_pk == studies.c.id)
-                 .join(patients, studies.c.patient_pk == patients.c.id)
-                 .order_by(instances.c.SOPInstanceUID))
+                 .join(patients, studies.c.patient_pk == patients.c.id))
     with db.read() as conn:
-        return [Entry(*row) for row in _stream(conn, statement)]
+        return [Entry(*row) for row in _stream(conn, statement.order_by(_by_uid(conn)))]
