@@ -123,6 +123,7 @@ outbox = Table(
     Column("updated_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=False, server_default=""),
     Index("ix_outbox_peer_state", "peer", "state"),
+    Index("ix_outbox_instance", "SOPInstanceUID"),
 )
 
 counters = Table(
