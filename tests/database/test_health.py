@@ -91,3 +91,21 @@ def test_statistics_missing_on_postgresql_is_a_warning(postgres_url: str, tmp_pa
     if stats.level == "ok":
         pytest.skip("autovacuum analysed the table already")
     assert stats.level == "warning" and "instances" in stats.detail and "ANALYZE" in stats.detail
+
+
+def test_an_upgrade_leaves_fresh_statistics_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    from twinpacs.index import migrate as schema_migrate
+    from twinpacs.index.database import Database
+
+    db = Database(postgres_url, check_schema=False)
+    try:
+        with db.writer.begin() as conn:
+            schema_migrate.command.upgrade(schema_migrate._config(conn), "0001")
+            conn.execute(sa.text('INSERT INTO patients ("PatientID", "PatientName") VALUES (\'OLD1\', \'Old^Data\')'))
+            conn.execute(sa.text("UPDATE pg_class SET reltuples = -1 WHERE oid = to_regclass('patients')"))
+        before, after = schema_migrate.upgrade(db.writer)
+    finally:
+        db.dispose()
+    assert (before, after) == ("0001", schema_migrate.head_revision())
+    stats = next(f for f in check_database(postgres_url) if f.check == "statistics")
+    assert stats.level == "ok", stats

@@ -17,7 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from ..errors import ConfigurationError
-from .schema import site_state
+from .schema import metadata, site_state
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any number; all twinpacs processes agree on it so that two nodes starting on one empty
@@ -134,4 +134,17 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
         if not state.empty and state.current is None:
             raise ConfigurationError(refusal(state, str(engine.url)))
         command.upgrade(_config(conn), target)
-        return state.current, MigrationContext.configure(conn).get_current_revision() or ""
+        revisions = state.current, MigrationContext.configure(conn).get_current_revision() or ""
+    if revisions[0] != revisions[1]:
+        analyze(engine)  # new indexes and columns: let the planner see them before the first query
+    return revisions
+
+
+def analyze(engine: Engine) -> None:
+    """Fresh planner statistics on PostgreSQL, after a migration or an upgrade (SQLite plans
+    without them). Only this index's tables: a bare ANALYZE visits every schema of the database."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("ANALYZE " + ", ".join(f'"{t.name}"' for t in metadata.sorted_tables))

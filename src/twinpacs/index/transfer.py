@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from ..errors import ConfigurationError, TwinpacsError
 from .database import Database
-from .migrate import masked_url, refusal, schema_state, upgrade
+from .migrate import analyze, masked_url, refusal, schema_state, upgrade
 from .schema import instances, metadata, migration_progress
 
 # (table, rows copied so far, rows in the source) after each batch.
@@ -249,10 +249,7 @@ def finish_target(target: Database) -> None:
                         f'SELECT setval(pg_get_serial_sequence(:table, :column), '
                         f'COALESCE((SELECT max("{column.name}") FROM "{table.name}"), 0) + 1, false)'),
                         {"table": f'"{table.name}"', "column": column.name})
-    with target.writer.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        # Only this index's tables: a bare ANALYZE would visit every schema of the database.
-        conn.exec_driver_sql("ANALYZE " + ", ".join(f'"{t.name}"' for t in metadata.sorted_tables))
+    analyze(target.writer)
 
 
 # ---------------------------------------------------------------- verifying
