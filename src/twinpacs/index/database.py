@@ -50,13 +50,26 @@ class Database:
             raise ConfigurationError(f"database url {masked_url(url)!r} is not usable: {exc}") from None
         if check_schema:
             try:
-                ensure_current(self.writer, self.reader, url)
+                self._ensure_current()
             except OperationalError as exc:
                 self.dispose()
                 raise TwinpacsError(f"cannot open the index database {masked_url(url)}: {exc.orig}") from None
             except BaseException:
                 self.dispose()
                 raise
+
+    def _ensure_current(self, patience_s: float = 30.0) -> None:
+        """The schema check, retried while another process creates a new SQLite file: switching
+        it to WAL needs a moment of exclusive access, for which SQLite does not wait."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                ensure_current(self.writer, self.reader, self.url)
+                return
+            except OperationalError as exc:
+                if not (self.is_sqlite and "locked" in str(exc.orig)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.01, 0.05))
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> Engine:
