@@ -24,6 +24,7 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import ThreadedAssociationServer
 
 from twinpacs.dimse import DimseServer
+from twinpacs.dimse.scu import identifier
 from twinpacs.dimse.server import STORAGE_TRANSFER_SYNTAXES
 from twinpacs.synthetic import write_study
 
@@ -39,14 +40,6 @@ from .conftest import (
 
 GET = StudyRootQueryRetrieveInformationModelGet
 MOVE = StudyRootQueryRetrieveInformationModelMove
-
-
-def query(level: str, **keys: str) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for keyword, value in keys.items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 class Spy:
@@ -103,7 +96,7 @@ def test_c_move_sends_stored_bytes_over_sockets_with_nagle_off(
     moving: tuple[DimseServer, list[Path]], spy: Spy,
 ) -> None:
     server, files = moving
-    responses = move(server, query("STUDY", StudyInstanceUID=_study_uid(files)))
+    responses = move(server, identifier("STUDY", StudyInstanceUID=_study_uid(files)))
     assert responses[-1][0].Status == 0x0000
     assert sorted(dataset_bytes(d) for d in spy.received) == sorted(dataset_bytes(p.read_bytes()) for p in files)
     assert spy.nodelay and all(spy.nodelay)
@@ -111,14 +104,14 @@ def test_c_move_sends_stored_bytes_over_sockets_with_nagle_off(
 
 def test_c_move_to_an_unknown_destination_is_refused(moving: tuple[DimseServer, list[Path]], spy: Spy) -> None:
     server, files = moving
-    ((status, _),) = move(server, query("STUDY", StudyInstanceUID=_study_uid(files)), destination="NOWHERE")
+    ((status, _),) = move(server, identifier("STUDY", StudyInstanceUID=_study_uid(files)), destination="NOWHERE")
     assert status.Status == 0xA801
     assert not spy.received
 
 
 def test_c_move_with_a_bad_identifier_fails_with_a_comment(moving: tuple[DimseServer, list[Path]], spy: Spy) -> None:
     server, _ = moving
-    status, _ = move(server, query("SERIES", StudyInstanceUID="1.2.3"))[-1]  # no SeriesInstanceUID
+    status, _ = move(server, identifier("SERIES", StudyInstanceUID="1.2.3"))[-1]  # no SeriesInstanceUID
     assert status.Status == 0xA900 and "SeriesInstanceUID" in status.ErrorComment
     assert not spy.received
 
@@ -163,14 +156,14 @@ def _study_uid(files: list[Path]) -> str:
 def test_c_get_with_a_bad_identifier_fails_with_a_comment(
     server: DimseServer, stored: list[Path], model: str, level: str, keys: dict[str, str], words: str,
 ) -> None:
-    responses, received = get(server, query(level, **keys), model)
+    responses, received = get(server, identifier(level, **keys), model)
     status = responses[-1][0]
     assert status.Status == 0xA900 and words in status.ErrorComment
     assert not received
 
 
 def test_c_get_matching_nothing_succeeds_with_nothing(server: DimseServer, stored: list[Path]) -> None:
-    responses, received = get(server, query("STUDY", StudyInstanceUID="1.2.3.4"))
+    responses, received = get(server, identifier("STUDY", StudyInstanceUID="1.2.3.4"))
     assert [r[0].Status for r in responses] == [0x0000]
     assert responses[-1][0].NumberOfCompletedSuboperations == 0 and not received
 
@@ -180,7 +173,7 @@ def test_c_cancel_stops_a_c_get(server: DimseServer, stored: list[Path]) -> None
         # Sent before this C-STORE's response, so the server sees it before the next sub-operation.
         event.assoc.send_c_cancel(1, query_model=GET)
 
-    responses, received = get(server, query("STUDY", StudyInstanceUID=_study_uid(stored)),
+    responses, received = get(server, identifier("STUDY", StudyInstanceUID=_study_uid(stored)),
                               on_store=cancel_after_the_first)
     assert responses[-1][0].Status == 0xFE00
     assert len(received) == 1 < len(stored)
@@ -190,7 +183,7 @@ def test_a_store_without_files_is_sent_from_its_bytes(
     server: DimseServer, stored: list[Path], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(server.site.archive, "path", lambda instance: None)
-    responses, received = get(server, query("STUDY", StudyInstanceUID=_study_uid(stored)))
+    responses, received = get(server, identifier("STUDY", StudyInstanceUID=_study_uid(stored)))
     assert responses[-1][0].Status == 0x0000 and len(received) == len(stored)
 
 
@@ -203,5 +196,5 @@ def test_retrieval_sends_the_file_not_a_re_encoding(server: DimseServer, tmp_pat
     group_length = struct.pack("<HH2sHI", 0x0008, 0x0000, b"UL", 4, 0)  # value unchecked by anyone
     with_group_length = data[:start] + group_length + data[start:]
     server.site.archive.store(with_group_length, source="TEST")
-    _, received = get(server, query("STUDY", StudyInstanceUID=_study_uid([path])))
+    _, received = get(server, identifier("STUDY", StudyInstanceUID=_study_uid([path])))
     assert [dataset_bytes(r) for r in received] == [dataset_bytes(with_group_length)]

@@ -14,8 +14,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 
+from ..config import masked
 from ..errors import ConfigurationError
 from .schema import metadata, site_state
 
@@ -60,11 +61,8 @@ class SchemaState:
 
 
 def masked_url(url: str) -> str:
-    """The URL with its password hidden, for messages and the progress table."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: show it as given
-        return url
+    """The database URL as messages show it: config.masked decides what is a secret."""
+    return masked("database.url", url)
 
 
 def schema_state(conn: Connection) -> SchemaState:

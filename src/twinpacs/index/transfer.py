@@ -46,7 +46,7 @@ def source_identity(url: str) -> str:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         parsed = parsed.set(database=str(Path(parsed.database).resolve()))
-    return parsed.render_as_string(hide_password=True)
+    return masked_url(parsed.render_as_string(hide_password=False))
 
 
 # ---------------------------------------------------------------- opening both sides
