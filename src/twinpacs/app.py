@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .config import Settings
-from .core.archive import Archive
+from .core.archive import Archive, utcnow
 from .core.replication import Policy, Replication
+from .core.ris import Code, Ris
 from .core.roles import Roles
 from .index.outbox import SqlOutbox
+from .index.ris import SqlRis
 from .index.sql import SqlIndex
 from .storage.filesystem import FilesystemBlobStore
 
@@ -30,6 +32,7 @@ class Site:
     archive: Archive
     index: SqlIndex
     roles: Roles
+    ris: Ris
     background: list[BackgroundService] = field(default_factory=list)
     replication: Replication | None = None  # None when no peer is configured
     # Storage Commitment reports from DIMSE peers; the DICOM listener takes those sent to it.
@@ -65,7 +68,11 @@ def build_site(settings: Settings) -> Site:
         site_name=settings.site_name,
     )
     roles = Roles(index, archive, settings.site_name, settings.site.role, [p.name for p in settings.peers])
-    site = Site(settings, archive, index, roles)
+    ris = Ris(SqlRis(index.db), {local: Code(c.code, c.scheme, c.meaning)
+                                 for local, c in settings.ris.procedure_codes.items()}, utcnow)
+    site = Site(settings, archive, index, roles, ris)
+    # A STAT order's images already waiting for a peer move to the head of the queue.
+    ris.on_order.append(site.outbox.prioritise_order)
     if settings.peers:
         # Imported here: peer.py uses the dimse and web packages, whose modules import Site.
         from .dimse.reports import CommitmentReports

@@ -14,7 +14,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import cli_audit, cli_config, cli_db, cli_failover, cli_notice, cli_selftest, cli_sync
+from . import (
+    cli_audit,
+    cli_config,
+    cli_db,
+    cli_failover,
+    cli_notice,
+    cli_prefetch,
+    cli_reconcile,
+    cli_selftest,
+    cli_sync,
+)
 from .config import Settings, load_settings, require_to_serve
 from .errors import ConfigurationError, TwinpacsError
 
@@ -32,6 +42,8 @@ app.add_typer(cli_notice.app, name="notice")
 app.add_typer(cli_audit.app, name="audit")
 app.add_typer(cli_config.app, name="config")
 app.add_typer(cli_db.app, name="db")
+app.add_typer(cli_reconcile.app, name="reconcile")
+app.add_typer(cli_prefetch.app, name="prefetch")
 app.command("migrate")(cli_db.migrate)
 app.command("selftest")(cli_selftest.selftest)
 

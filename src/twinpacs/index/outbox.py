@@ -11,9 +11,10 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..core.replication import FAILED, PENDING, OutboxItem, Settlement
+from ..core.ris import Order, OrderStatus
 from .database import Database
 from .notices import as_utc
-from .schema import instances, outbox
+from .schema import instances, outbox, series, studies
 
 
 def _due(peer: str, now: datetime) -> Any:
@@ -36,10 +37,10 @@ class SqlOutbox:
         return as_utc(due) if due else None
 
     def claim(self, peer: str, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
-        """The oldest due rows, leased until `lease_until` so no other claimer takes them."""
+        """The most urgent due rows (STAT first), oldest first within a priority, leased until `lease_until` so no other claimer takes them."""
         def work(conn: Connection) -> list[OutboxItem]:
             statement = (select(outbox.c.id, outbox.c.SOPInstanceUID, outbox.c.content_hash, outbox.c.attempts)
-                         .where(_due(peer, now)).order_by(outbox.c.id).limit(limit))
+                         .where(_due(peer, now)).order_by(outbox.c.priority.desc(), outbox.c.id).limit(limit))
             if not self.db.is_sqlite:  # SQLite has one writer at a time: nothing to skip
                 statement = statement.with_for_update(skip_locked=True)
             rows = conn.execute(statement).all()
@@ -65,6 +66,21 @@ class SqlOutbox:
         def work(conn: Connection) -> int:
             done = conn.execute(update(outbox).where(and_(outbox.c.peer == peer, outbox.c.state == FAILED))
                                 .values(state=PENDING, attempts=0, next_attempt_at=now, updated_at=now))
+            return int(done.rowcount)
+        return self.db.write(work)
+
+    def prioritise_order(self, order: Order) -> int:
+        """Give the pending rows of the order's images (stored before the order said STAT, or
+        before it arrived) the order's priority; returns the rows changed."""
+        rank = 0 if order.status is OrderStatus.CANCELLED else order.priority.rank
+        of_order = (select(instances.c.SOPInstanceUID)
+                    .join(series, series.c.id == instances.c.series_pk)
+                    .join(studies, studies.c.id == series.c.study_pk)
+                    .where(studies.c.AccessionNumber == order.accession_number))
+
+        def work(conn: Connection) -> int:
+            done = conn.execute(update(outbox).where(outbox.c.state == PENDING, outbox.c.priority != rank,
+                                                     outbox.c.SOPInstanceUID.in_(of_order)).values(priority=rank))
             return int(done.rowcount)
         return self.db.write(work)
 

@@ -122,8 +122,11 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=False, server_default=""),
+    # Higher goes first: a STAT order's images jump the queue (core/ris.py Priority.rank).
+    Column("priority", Integer, nullable=False, server_default="0"),
     Index("ix_outbox_peer_state", "peer", "state"),
     Index("ix_outbox_instance", "SOPInstanceUID"),
+    Index("ix_outbox_claim", "peer", "state", "priority", "id"),
 )
 
 counters = Table(
@@ -213,4 +216,130 @@ migration_progress = Table(
     Column("copied", BigInteger, nullable=False, server_default="0"),
     Column("done", Integer, nullable=False, server_default="0"),
     Column("source", Text, nullable=False, server_default=""),  # the source URL (masked)
+)
+
+# -- the RIS link (G9) -------------------------------------------------------------------------
+
+# Patients as the RIS registered them (ADT). The images' own patient attributes stay in
+# `patients`; a disagreement between the two is what the reconciliation list shows.
+ris_patients = Table(
+    "ris_patients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("PatientID", String(64), nullable=False),
+    Column("IssuerOfPatientID", String(64), nullable=False, server_default=""),
+    Column("PatientName", String(_TEXT), nullable=False, server_default=""),
+    Column("PatientBirthDate", String(16), nullable=False, server_default=""),
+    Column("PatientSex", String(16), nullable=False, server_default=""),
+    Column("merged_into", String(64), nullable=False, server_default=""),  # set by an A40 merge
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("PatientID", "IssuerOfPatientID", name="uq_ris_patient_identity"),
+)
+
+# Imaging orders (ORM^O01 / OMI^O23). Cancelled orders stay, marked.
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("placer_number", String(64), nullable=False, unique=True),
+    Column("filler_number", String(64), nullable=False, server_default=""),
+    Column("accession_number", String(16), nullable=False, unique=True),
+    Column("PatientID", String(64), nullable=False),
+    Column("IssuerOfPatientID", String(64), nullable=False, server_default=""),
+    Column("PatientName", String(_TEXT), nullable=False, server_default=""),
+    Column("PatientBirthDate", String(16), nullable=False, server_default=""),
+    Column("PatientSex", String(16), nullable=False, server_default=""),
+    Column("procedure_code", String(64), nullable=False, server_default=""),
+    Column("procedure_scheme", String(64), nullable=False, server_default=""),
+    Column("procedure_text", String(_TEXT), nullable=False, server_default=""),
+    Column("mapped_code", String(64), nullable=False, server_default=""),  # '' = unmapped
+    Column("mapped_scheme", String(64), nullable=False, server_default=""),
+    Column("mapped_meaning", String(_TEXT), nullable=False, server_default=""),
+    Column("modality", String(16), nullable=False, server_default=""),
+    Column("body_part", String(64), nullable=False, server_default=""),
+    Column("scheduled_at", DateTime(timezone=True), nullable=True),
+    Column("station_ae", String(16), nullable=False, server_default=""),
+    Column("priority", String(16), nullable=False, server_default="ROUTINE"),
+    Column("referring_physician", String(_TEXT), nullable=False, server_default=""),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("clinical_info", Text, nullable=False, server_default=""),
+    Column("status", String(16), nullable=False, server_default="scheduled"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_orders_patient", "PatientID"),
+    Index("ix_orders_scheduled", "scheduled_at"),
+)
+
+# Every HL7 message as received, with the acknowledgement it got: the audit of the RIS link.
+hl7_messages = Table(
+    "hl7_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("remote", String(128), nullable=False, server_default=""),
+    Column("control_id", String(64), nullable=False, server_default=""),  # MSH-10
+    Column("message_type", String(32), nullable=False, server_default=""),  # e.g. ADT^A01
+    Column("raw", Text, nullable=False),
+    Column("ack_code", String(2), nullable=False),  # AA, AE or AR
+    Column("error", Text, nullable=False, server_default=""),
+)
+
+# A40 merges as applied, with what moved, so that each can be reversed by its record.
+patient_merges = Table(
+    "patient_merges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("surviving_id", String(64), nullable=False),
+    Column("surviving_issuer", String(64), nullable=False, server_default=""),
+    Column("prior_id", String(64), nullable=False),
+    Column("prior_issuer", String(64), nullable=False, server_default=""),
+    Column("message_id", String(64), nullable=False, server_default=""),
+    Column("details", Text, nullable=False, server_default="{}"),  # JSON: studies, orders, prior values
+    Column("reversed_at", DateTime(timezone=True), nullable=True),
+    Column("reversed_by", String(128), nullable=False, server_default=""),
+)
+
+# Corrected attributes of a stored study (merge, reconciliation): applied to the index and to
+# DICOMweb metadata; the stored files, pixel data included, are never rewritten (G2).
+study_overrides = Table(
+    "study_overrides",
+    metadata,
+    Column("StudyInstanceUID", String(64), primary_key=True),
+    Column("attributes", Text, nullable=False),  # JSON: keyword -> corrected value
+    Column("original", Text, nullable=False),  # JSON: keyword -> value before any correction
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Prefetching of priors: one job per order, one row per prior study found at a source.
+prefetch_jobs = Table(
+    "prefetch_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", Integer, ForeignKey("orders.id"), nullable=False, unique=True),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("state", String(16), nullable=False),  # pending | running | done | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_prefetch_jobs_state", "state", "priority"),
+)
+
+prefetch_studies = Table(
+    "prefetch_studies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("prefetch_jobs.id"), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
+    Column("StudyInstanceUID", String(64), nullable=False),
+    Column("StudyDate", String(16), nullable=False, server_default=""),
+    Column("modalities", String(64), nullable=False, server_default=""),
+    Column("description", String(_TEXT), nullable=False, server_default=""),
+    # chosen -> fetched | failed; or local (already here), not-relevant (with the rule's reason)
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("instances", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

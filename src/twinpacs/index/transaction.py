@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..core.model import INSTANCE_KEYS, PATIENT_KEYS, SERIES_KEYS, STUDY_KEYS, InstanceRecord
-from .schema import changes, counters, instance_versions, instances, outbox, patients, series, studies
+from ..core.ris import OrderStatus, Priority
+from .schema import changes, counters, instance_versions, instances, orders, outbox, patients, series, studies
 
 
 # The store path's statements are built once: building and cache-keying a fresh SQLAlchemy
@@ -34,7 +35,12 @@ _BUMP = {
     for table in (studies, patients)
 }
 _INSERT_CHANGE = insert(changes)
-_INSERT_OUTBOX = insert(outbox)
+# An object's replication priority is its order's (STAT first), looked up inside the insert:
+# no extra round trip on the store path, 0 when no live order has its accession number.
+_ORDER_RANK = select(case({p.value: p.rank for p in Priority}, value=orders.c.priority, else_=0)).where(
+    orders.c.accession_number == bindparam("accession"), orders.c.status != OrderStatus.CANCELLED.value,
+).scalar_subquery()
+_INSERT_OUTBOX = insert(outbox).values(priority=func.coalesce(_ORDER_RANK, 0))
 _COUNTERS: dict[tuple[str, ...], Any] = {}
 
 
@@ -118,6 +124,7 @@ class IndexTransaction:
                 change_seq=change_seq, peer=peer, SOPInstanceUID=record.sop_instance_uid,
                 content_hash=record.content_hash, created_at=at, next_attempt_at=at,
                 state="confirmed" if peer == already_at else "pending",
+                accession=record.attributes.get("AccessionNumber", ""),
             ))
 
     def add_to_counters(self, deltas: dict[str, int]) -> None:
