@@ -86,4 +86,10 @@ def build_site(settings: Settings) -> Site:
                                        Policy(r.batch_size, r.retry_initial_s, r.retry_max_s, r.give_up_after))
         archive.on_change.append(site.replication.wake)
         site.background.append(site.replication)
+    if settings.prefetch.sources:
+        from .prefetch_worker import build_worker  # imported here for the same reason as peer.py
+
+        worker = build_worker(site)
+        ris.on_order.append(worker.order_changed)
+        site.background.append(worker)
     return site

@@ -100,9 +100,12 @@ def serve(
     data_dir: DataDirOption = None,
     dicom_port: Annotated[Optional[int], typer.Option(help="DICOM port (0 = any free port).")] = None,
     http_port: Annotated[Optional[int], typer.Option(help="HTTP port (0 = any free port).")] = None,
+    hl7_port: Annotated[
+        Optional[int], typer.Option(help="HL7 (MLLP) port for the RIS (0 = any free port; unset: no HL7 listener).")
+    ] = None,
     ae_title: Annotated[Optional[str], typer.Option(help="This site's AE title.")] = None,
     site_name: Annotated[Optional[str], typer.Option(help="This site's stable name.")] = None,
-    bind: Annotated[Optional[str], typer.Option(help="Address both listeners bind to.")] = None,
+    bind: Annotated[Optional[str], typer.Option(help="Address the listeners bind to.")] = None,
     move_destination: Annotated[
         Optional[list[str]], typer.Option(help="C-MOVE destination AE=HOST:PORT (repeatable).")
     ] = None,
@@ -130,7 +133,8 @@ def serve(
         _fail("--no-peers and --peer contradict each other", 2)
     settings = _settings(
         config, site__data_dir=data_dir, site__ae_title=ae_title, site__name=site_name, site__role=role,
-        dicom__port=dicom_port, http__port=http_port, dicom__bind=bind, http__bind=bind,
+        dicom__port=dicom_port, http__port=http_port, hl7__port=hl7_port, dicom__bind=bind, http__bind=bind,
+        hl7__bind=bind,
         dicom__move_destinations=_parse_destinations(move_destination or []) or None,
         peers__=_parse_peers(peer or []) or None, database__url=database_url,
         explicit_empty={"peers": []} if no_peers else None,

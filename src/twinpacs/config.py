@@ -230,6 +230,9 @@ class PrefetchSettings(_Section):
     @field_validator("sources")
     @classmethod
     def _sources(cls, sources: list[PrefetchSourceSettings]) -> list[PrefetchSourceSettings]:
+        names = [s.name for s in sources]
+        if len(set(names)) != len(names):  # each prior is recorded, and fetched, by its source's name
+            raise ValueError(f"prefetch source names must be unique: {', '.join(names)}")
         for s in sources:
             if s.kind == "dimse" and not (s.ae_title and s.port):
                 raise ValueError(f"prefetch source {s.name}: a DIMSE source needs ae_title and port")

@@ -1,7 +1,7 @@
 """Run one site in the foreground: the start's fingerprint recorded (and any change since the
-previous start announced) before anything listens, then the DIMSE listener and the HTTP
-server, one ready line, and a clean stop on SIGTERM/SIGINT (uvicorn traps the signals; DIMSE
-stops after it)."""
+previous start announced) before anything listens, then the DIMSE listener, the HL7 (MLLP)
+listener when a port is set, and the HTTP server, one ready line, and a clean stop on
+SIGTERM/SIGINT (uvicorn traps the signals; HL7 and DIMSE stop after it)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .app import Site, build_site
 from .config import Settings
 from .dimse.server import start_dimse
 from .fingerprint import record_start
+from .hl7 import Hl7Listener, start_hl7
 from .index.health import check_database
 from .web.app import create_app
 
@@ -58,7 +59,10 @@ async def _serve(site: Site, accept_missing_history: bool = False) -> None:
     site.dicom_port = dimse.port
     for service in site.background:
         service.start()
+    hl7: Hl7Listener | None = None
     try:
+        if settings.hl7.port is not None:
+            hl7 = await start_hl7(site)
         app = create_app(site)
         app.state.config_start = start  # what GET /api/config shows
         config = uvicorn.Config(
@@ -75,15 +79,18 @@ async def _serve(site: Site, accept_missing_history: bool = False) -> None:
         if server.started:
             http_port = server.servers[0].sockets[0].getsockname()[1]
             log.info(
-                "twinpacs ready: site %s (%s), AE %s, DICOM %s:%d, HTTP http://%s:%d, data %s",
+                "twinpacs ready: site %s (%s), AE %s, DICOM %s:%d, HTTP http://%s:%d, data %s%s",
                 site.name, site.roles.role, site.ae_title, settings.dicom.bind, dimse.port,
                 settings.http.bind, http_port, settings.site.data_dir,
+                f", HL7 {settings.hl7.bind}:{hl7.port}" if hl7 else "",
             )
         await task
         if not server.started:
             raise SystemExit(f"HTTP server could not start on {settings.http.bind}:{settings.http.port}")
     finally:
-        log.info("twinpacs stopping: finishing in-flight DICOM associations")
+        log.info("twinpacs stopping: finishing in-flight DICOM associations and HL7 messages")
+        if hl7 is not None:
+            await hl7.close()
         dimse.shutdown()
         for service in reversed(site.background):
             service.stop()

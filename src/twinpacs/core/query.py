@@ -78,12 +78,12 @@ def build_query(
             raise InvalidQuery(f"{keyword} is not a DICOM attribute keyword")
         if keyword not in matchable:
             continue  # not matchable here: returned empty, like any unsupported key
-        matches.append(_match_for(keyword, raw))
+        matches.append(match_for(keyword, raw))
     keys = tuple(dict.fromkeys((*return_keys, *criteria, UNIQUE_KEY[level])))
     return Query(level, tuple(matches), keys, limit, offset)
 
 
-def _match_for(keyword: str, raw: str) -> Match:
+def match_for(keyword: str, raw: str) -> Match:
     value = raw.strip() if dictionary_VR(keyword) != "PN" else raw.strip().rstrip("^=")
     vr = dictionary_VR(keyword)
     if value in ("", "*"):

@@ -4,12 +4,13 @@ C-ECHO needs nothing beyond pynetdicom's default handler."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.uid import UID
 from pynetdicom.events import Event
 
 from ..core.archive import Archive, StoreStatus
@@ -30,6 +31,9 @@ _STUDY_ROOT_MODELS = {
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 }
+# C-FIND on this model is answered from the orders (dimse/worklist.py), not the archive.
+ModalityWorklistInformationFind = UID("1.2.840.10008.5.1.4.31")
+FindResponses = Iterator[tuple[int | Dataset, Dataset | None]]
 _BINARY_VRS = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int, "FL": float, "FD": float}
 
 
@@ -44,7 +48,11 @@ def handle_store(event: Event, archive: Archive) -> Dataset | int:
     return SUCCESS
 
 
-def handle_find(event: Event, archive: Archive, ae_title: str) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+def handle_find(event: Event, archive: Archive, ae_title: str,
+                worklist: Callable[[Event], FindResponses] | None = None) -> FindResponses:
+    if worklist is not None and event.request.AffectedSOPClassUID == ModalityWorklistInformationFind:
+        yield from worklist(event)
+        return
     try:
         identifier = event.identifier
         level = query_level(identifier, str(event.request.AffectedSOPClassUID))

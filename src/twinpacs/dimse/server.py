@@ -30,8 +30,9 @@ from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
 from ..app import Site
+from ..core.reconcile import local_zone
 from .commitment import StorageCommitment
-from .handlers import handle_find, handle_store
+from .handlers import ModalityWorklistInformationFind, handle_find, handle_store
 from .retrieve import handle_get, handle_move
 from .transport import CONNECTION_HANDLERS, enable_stored_file_sending, install_fast_context_copy
 from .uids import (
@@ -44,6 +45,7 @@ from .uids import (
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
+from .worklist import Worklist
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ def build_ae(site: Site) -> AE:
     for model in QUERY_RETRIEVE_MODELS:
         ae.add_supported_context(model)
     ae.add_supported_context(StorageCommitmentPushModel)
+    ae.add_supported_context(ModalityWorklistInformationFind)
     return ae
 
 
@@ -163,11 +166,12 @@ def start_dimse(site: Site) -> DimseServer:
     waits = replication.commitment_waits_for_peer and site.replication is not None
     commitment = StorageCommitment(ae, site.archive, settings.move_destinations,
                                    site.outbox.unconfirmed if waits else None, replication.commitment_wait_s)
+    worklist = Worklist(site.ris, local_zone(site.settings.hl7.timezone))
     handlers: list[Any] = [
         *CONNECTION_HANDLERS,
         (evt.EVT_REQUESTED, prefer_requested_syntaxes),
         (evt.EVT_C_STORE, handle_store, [site.archive]),
-        (evt.EVT_C_FIND, handle_find, [site.archive, site.ae_title]),
+        (evt.EVT_C_FIND, handle_find, [site.archive, site.ae_title, worklist.handle_find]),
         (evt.EVT_C_GET, handle_get, [site.archive]),
         (evt.EVT_C_MOVE, handle_move, [site.archive, settings.move_destinations]),
         *commitment.handlers,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -43,7 +43,9 @@ def order_columns(order: Order) -> dict[str, Any]:
         "procedure_code": order.procedure.value, "procedure_scheme": order.procedure.scheme,
         "procedure_text": order.procedure.meaning,
         "mapped_code": mapped.value, "mapped_scheme": mapped.scheme, "mapped_meaning": mapped.meaning,
-        "modality": order.modality, "body_part": order.body_part, "scheduled_at": order.scheduled_at,
+        "modality": order.modality, "body_part": order.body_part,
+        # UTC on the way in: SQLite keeps no offset, and reads a stored time back as UTC.
+        "scheduled_at": order.scheduled_at.astimezone(timezone.utc) if order.scheduled_at else None,
         "station_ae": order.station_ae, "priority": order.priority.value,
         "referring_physician": order.referring_physician, "reason": order.reason,
         "clinical_info": order.clinical_info, "status": order.status.value,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -324,6 +325,13 @@ prefetch_jobs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("detail", Text, nullable=False, server_default=""),
+    # Bumped at every claim and reset: a worker settles only the claim it made.
+    Column("claims", Integer, nullable=False, server_default="0"),
+    # The first study metadata request of the order's study: were its relevant priors all here?
+    Column("opened_at", DateTime(timezone=True), nullable=True),
+    Column("opened_study", String(64), nullable=False, server_default=""),
+    Column("opened_hit", Boolean, nullable=True),
+    Column("opened_missing", Integer, nullable=False, server_default="0"),
     Index("ix_prefetch_jobs_state", "state", "priority"),
 )
 
@@ -341,5 +349,6 @@ prefetch_studies = Table(
     Column("state", String(16), nullable=False),
     Column("reason", Text, nullable=False, server_default=""),
     Column("instances", Integer, nullable=False, server_default="0"),
+    Column("error", Text, nullable=False, server_default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -16,10 +16,14 @@ from .schema import changes, counters, instance_versions, instances, orders, out
 # The store path's statements are built once: building and cache-keying a fresh SQLAlchemy
 # statement per execution cost more than executing it (profiled: ~3 ms of a 10 ms store).
 _CURRENT_HASH = select(instances.c.content_hash).where(instances.c.SOPInstanceUID == bindparam("uid"))
-# The patient, study and series keys in one round trip (three independent look-ups, as before).
+# The patient, study and series keys in one round trip. An existing study keeps its patient:
+# after a merge or a reconciliation, a late instance still carrying the old patient ID in its
+# file joins the study where it is, under the corrected patient.
 _PARENT_PKS = select(
-    select(patients.c.id).where((patients.c.PatientID == bindparam("pid"))
-                                & (patients.c.IssuerOfPatientID == bindparam("issuer"))).scalar_subquery(),
+    func.coalesce(
+        select(studies.c.patient_pk).where(studies.c.StudyInstanceUID == bindparam("study")).scalar_subquery(),
+        select(patients.c.id).where((patients.c.PatientID == bindparam("pid"))
+                                    & (patients.c.IssuerOfPatientID == bindparam("issuer"))).scalar_subquery()),
     select(studies.c.id).where(studies.c.StudyInstanceUID == bindparam("study")).scalar_subquery(),
     select(series.c.id).where(series.c.SeriesInstanceUID == bindparam("series")).scalar_subquery(),
 )

@@ -61,6 +61,14 @@ def texts_to_json(values: dict[str, str]) -> dict[str, Any]:
     return ds.to_json_dict()
 
 
+def with_corrections(instance_json: str, corrected: dict[str, Any]) -> str:
+    """An instance's metadata text with corrected attributes (DICOM JSON by tag, see
+    texts_to_json) in place of the stored ones; keys stay in tag order."""
+    content = json.loads(instance_json)
+    content.update(corrected)
+    return json.dumps(dict(sorted(content.items())), ensure_ascii=False, separators=(",", ":"))
+
+
 def metadata_json(ds: Dataset, bulk_uri: Callable[[int], str]) -> dict[str, Any]:
     """PS3.18 F.2: a stored object's attributes without its bulk data. Every top-level binary
     element (Pixel Data first of all) becomes a BulkDataURI, read without loading its value;

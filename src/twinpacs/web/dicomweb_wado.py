@@ -16,8 +16,10 @@ from starlette.routing import Route
 from ..core.archive import Archive
 from ..core.model import StoredInstance
 from ..errors import InvalidInput, NotFound
+from ..index.corrections import study_overrides_of
+from .api_prefetch import note_opened
 from .context import Urls, archive_of, find_instances, metadata_cache, read_dataset
-from .dicomjson import metadata_json
+from .dicomjson import metadata_json, texts_to_json, with_corrections
 from .dicomweb_frames import all_frames
 from .errors import NotAcceptable
 from .media import DICOM_JSON, OCTET_STREAM, MediaRange, accepted, accepts_json, admits
@@ -86,20 +88,28 @@ async def metadata(request: Request) -> Response:
     if not accepts_json(request):
         raise NotAcceptable("metadata is served as application/dicom+json only")
     instances = await find_instances(request)
+    # Corrections (reconciliation, merges) live in the index, not in the files: one look-up per study.
+    corrected = await run_in_threadpool(study_overrides_of, request.app.state.site.index.db, request.path_params["study"])
     body = await run_in_threadpool(_metadata, archive_of(request), metadata_cache(request),
-                                   instances, Urls(request))
-    return Response(body, media_type=DICOM_JSON)
+                                   instances, Urls(request), texts_to_json(corrected) if corrected else None)
+    # A study's metadata is what a viewer asks first when it opens it: noted for the prefetch
+    # hit rate after the response has gone.
+    opened = note_opened(request, request.path_params["study"]) if "series" not in request.path_params else None
+    return Response(body, media_type=DICOM_JSON, background=opened)
 
 
-def _metadata(archive: Archive, cache: MetadataCache, instances: list[StoredInstance], urls: Urls) -> bytes:
+def _metadata(archive: Archive, cache: MetadataCache, instances: list[StoredInstance], urls: Urls,
+              corrected: dict[str, object] | None = None) -> bytes:
     """The JSON array, assembled from each instance's cached JSON text (computed from the
-    stored object on first use): the same bytes json.dumps of the whole list would give."""
+    stored object on first use): the same bytes json.dumps of the whole list would give.
+    A corrected study's instances get their corrected attributes over the stored ones."""
     parts = []
     for instance in instances:
         base = urls.instance(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
-        parts.append(cache.instance_json(
+        part = cache.instance_json(
             instance.content_hash, base,
-            lambda bulk_uri, instance=instance: metadata_json(read_dataset(archive, instance, defer=True), bulk_uri)))
+            lambda bulk_uri, instance=instance: metadata_json(read_dataset(archive, instance, defer=True), bulk_uri))
+        parts.append(with_corrections(part, corrected) if corrected else part)
     return ("[" + ",".join(parts) + "]").encode("utf-8")
 
 

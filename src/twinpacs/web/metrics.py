@@ -1,6 +1,7 @@
 """GET /metrics in the Prometheus text format. Every figure is computed from the index at
 scrape time by a custom collector (no process-global counters that a restart or a second
-archive node would get wrong): queues per peer, holdings, bytes (G2), active notices (G10)."""
+archive node would get wrong): queues per peer, holdings, bytes (G2), active notices (G10),
+prefetch jobs and the prefetch hit rate (G9)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..app import Site
 from ..core.archive import utcnow
 from ..core.notices import SEVERITIES
 from ..core.queues import QUEUE_STATES, QueueStats
+from ..index.prefetch import SqlPrefetch
 from ..index.queue_stats import replication_stats
 
 
@@ -38,6 +40,7 @@ class SiteCollector(Collector):
         yield from _queue_metrics(replication_stats(site.index.db, [p.name for p in site.settings.peers]))
         yield from _holdings(site.archive.figures())
         yield _notices(Announcements.from_site(site))
+        yield from _prefetch(SqlPrefetch(site.index.db))
 
 
 def _queue_metrics(stats: list[QueueStats]) -> Iterator[Metric]:
@@ -83,6 +86,28 @@ def _notices(announcements: Announcements) -> Metric:
     for severity in SEVERITIES:
         family.add_metric([severity], sum(1 for n in active if n.severity == severity))
     return family
+
+
+def _prefetch(jobs: SqlPrefetch) -> Iterator[Metric]:
+    hit_rate = jobs.hit_rate()
+    yield CounterMetricFamily("twinpacs_prefetch_studies_opened",
+                              "Studies opened (first study metadata request) whose order has a prefetch job",
+                              value=hit_rate.opened)
+    yield CounterMetricFamily("twinpacs_prefetch_hits",
+                              "Studies opened whose relevant priors were all held here at that moment",
+                              value=hit_rate.hits)
+    yield GaugeMetricFamily("twinpacs_prefetch_hit_ratio",
+                            "hits / studies opened, truncated (never rounded up); 0 when none opened",
+                            value=hit_rate.rate)
+    job_counts, prior_counts = jobs.counts()
+    by_job = GaugeMetricFamily("twinpacs_prefetch_jobs", "Prefetch jobs (one per order) per state", labels=["state"])
+    for state, count in job_counts.items():
+        by_job.add_metric([state], count)
+    by_prior = GaugeMetricFamily("twinpacs_prefetch_priors", "Prior studies found at sources, per outcome",
+                                 labels=["state"])
+    for state, count in prior_counts.items():
+        by_prior.add_metric([state], count)
+    yield from (by_job, by_prior)
 
 
 def _number(value: object) -> float:

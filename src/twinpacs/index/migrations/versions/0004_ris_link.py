@@ -103,6 +103,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("detail", sa.Text, nullable=False, server_default=""),
+        sa.Column("claims", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("opened_study", sa.String(64), nullable=False, server_default=""),
+        sa.Column("opened_hit", sa.Boolean, nullable=True),
+        sa.Column("opened_missing", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_index("ix_prefetch_jobs_state", "prefetch_jobs", ["state", "priority"])
     op.create_table(
@@ -117,6 +122,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text, nullable=False, server_default=""),
         sa.Column("instances", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("error", sa.Text, nullable=False, server_default=""),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
 
