@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from .demo_orders import STATION, send_sample_orders
 from .pair import LocalPair, PairSite
 
-SITES = (PairSite("A", "active", "TWINPACS_A", 11112, 8080), PairSite("B", "standby", "TWINPACS_B", 11113, 8081))
+SITES = (PairSite("A", "active", "TWINPACS_A", 11112, 8080, 2575),
+         PairSite("B", "standby", "TWINPACS_B", 11113, 8081, 2576))
 
 
 def run_demo(root: Path, studies: int = 3) -> None:
@@ -21,7 +23,9 @@ def run_demo(root: Path, studies: int = 3) -> None:
         pair.start(pair.b)
         sent = pair.load_studies(pair.a, studies)
         print(f"demo: loaded {sent} synthetic instances ({studies} studies) into site A")
-        _print_guide(pair.a, pair.b)
+        orders = send_sample_orders(pair.a)
+        print("demo: the sample RIS sent two orders to site A over HL7 (MLLP)")
+        _print_guide(pair.a, pair.b, orders)
         signal.signal(signal.SIGTERM, _interrupt)
         while pair.running():
             time.sleep(0.5)
@@ -36,11 +40,11 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def _print_guide(a: PairSite, b: PairSite) -> None:
+def _print_guide(a: PairSite, b: PairSite, orders: dict[str, str]) -> None:
     print(f"""
 twinpacs demo is running; A replicates to B. Ctrl-C stops both sites.
-  site A (active):  DICOM {a.ae_title}@127.0.0.1:{a.dicom_port}   {a.url}/
-  site B (standby): DICOM {b.ae_title}@127.0.0.1:{b.dicom_port}   {b.url}/
+  site A (active):  DICOM {a.ae_title}@127.0.0.1:{a.dicom_port}   {a.url}/   HL7 (MLLP) 127.0.0.1:{a.hl7_port}
+  site B (standby): DICOM {b.ae_title}@127.0.0.1:{b.dicom_port}   {b.url}/   HL7 (MLLP) 127.0.0.1:{b.hl7_port}
 Try:
   .venv/bin/twinpacs sync status --url {a.url}
   .venv/bin/twinpacs failover plan --to B --url {a.url}
@@ -48,6 +52,11 @@ Try:
   echoscu -aec {a.ae_title} 127.0.0.1 {a.dicom_port}
   findscu -S -aec {a.ae_title} -k QueryRetrieveLevel=STUDY -k PatientName -k StudyInstanceUID 127.0.0.1 {a.dicom_port}
   storescu -aec {a.ae_title} 127.0.0.1 {a.dicom_port} some-file.dcm
+  findscu -W -aec {a.ae_title} -k ScheduledProcedureStepSequence[0].ScheduledStationAETitle={STATION} \\
+          -k PatientName -k AccessionNumber -k RequestedProcedurePriority 127.0.0.1 {a.dicom_port}
+  curl {a.url}/api/studies/{orders["study"]}/referral
+  curl {a.url}/api/orders
+  .venv/bin/twinpacs reconcile list --url {a.url}
   curl {a.url}/api/figures
   curl {a.url}/metrics
 """, flush=True)

@@ -23,6 +23,7 @@ class PairSite:
     ae_title: str
     dicom_port: int
     http_port: int
+    hl7_port: int | None = None  # the HL7 listener's port; None: no listener
 
     @property
     def url(self) -> str:
@@ -37,6 +38,7 @@ class PairSite:
             "--ae-title", self.ae_title, "--peer", f"{peer.name}={peer.url}",
             "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port),
             "--move-destination", f"{peer.ae_title}=127.0.0.1:{peer.dicom_port}",
+            *(["--hl7-port", str(self.hl7_port)] if self.hl7_port is not None else []),
         ]
 
 
