@@ -26,6 +26,8 @@ from . import (
     dicomweb_stow,
     dicomweb_wado,
     metrics,
+    pages,
+    viewer,
 )
 from .errors import CatchAll, http_exception, twinpacs_error
 
@@ -54,6 +56,8 @@ def create_app(site: Site) -> Starlette:
             *api_ris.routes,
             *api_prefetch.routes,
             *metrics.routes,
+            *pages.routes,
+            *viewer.routes,
             Mount("/dicom-web", routes=dicomweb),
         ],
         middleware=[Middleware(CatchAll)],
