@@ -3,8 +3,9 @@ these and nothing else; this module knows nothing of DIMSE, HTTP or SQL."""
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..errors import InvalidInput, NotFound, SiteNotActive
 from ..ports import BlobStore, Index, IndexTransaction
+from .corrected import Correction, correct_head, corrected
 from .model import InstanceRecord, StoredInstance
 from .parsing import parse_part10
 from .query import Query
@@ -151,6 +153,32 @@ class Archive:
 
     def path(self, instance: StoredInstance) -> Path | None:
         return self.blobs.path(instance.content_hash)
+
+    # -- what a client retrieves: the stored object with its study's corrections -----------
+
+    def corrections(self, instances: Iterable[StoredInstance]) -> dict[str, dict[str, str]]:
+        """The corrected attributes (reconciliation, A40 merges) of each study among
+        `instances` that has any: one index look-up per study, made once per retrieval."""
+        found = {}
+        for study in dict.fromkeys(i.study_instance_uid for i in instances):
+            if values := self.index.study_overrides(study):
+                found[study] = values
+        return found
+
+    def read_for_client(self, instance: StoredInstance, values: dict[str, str]) -> bytes:
+        """The object as a client gets it: stored bytes with `values` in place (G2: the stored
+        file is not touched). Replication sends the stored bytes instead (read)."""
+        data = self.read(instance)
+        return corrected(data, values) if values else data
+
+    def corrected_head(self, instance: StoredInstance, values: dict[str, str]) -> Correction:
+        """How the corrected object begins; the stored object's bytes from `resume` on follow
+        unchanged, so a sender streams them from the file (reading only its header here)."""
+        path = self.path(instance)
+        if path is None:
+            return correct_head(io.BytesIO(self.read(instance)), values)
+        with open(path, "rb") as stored:
+            return correct_head(stored, values)
 
     # -- conflicts and figures ---------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """C-GET and C-MOVE (PS3.4 C.4.2, C.4.3): resolve the identifier to stored instances, then
-yield each one's stored file so it leaves byte for byte as it arrived."""
+yield each one's stored file so it leaves byte for byte as it arrived; a study corrected since
+(reconciliation, A40 merge) leaves with its corrected attributes instead (core/corrected.py)."""
 
 from __future__ import annotations
 
@@ -94,16 +95,17 @@ def handle_move(event: Event, archive: Archive, destinations: dict[str, str]) ->
 
 
 def _send(event: Event, archive: Archive, instances: list[StoredInstance]) -> Iterator[_Yield]:
+    corrections = archive.corrections(instances)
     for instance in instances:
         if event.is_cancelled:
             yield CANCEL, None
             return
-        yield PENDING, _stored(archive, instance)
+        yield PENDING, _stored(archive, instance, corrections.get(instance.study_instance_uid, {}))
 
 
-def _stored(archive: Archive, instance: StoredInstance) -> Dataset:
+def _stored(archive: Archive, instance: StoredInstance, values: dict[str, str]) -> Dataset:
     path = archive.path(instance)
     if path is not None:
-        return StoredFile(path, instance)
-    return dcmread(io.BytesIO(archive.read(instance)))  # a store without files (memory)
+        return StoredFile(path, instance, archive.read_for_client(instance, values) if values else None)
+    return dcmread(io.BytesIO(archive.read_for_client(instance, values)))  # a store without files (memory)
 

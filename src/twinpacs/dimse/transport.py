@@ -6,6 +6,7 @@ TCP connection exists and before the first PDU is sent: the one hook that sees e
 
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import time
@@ -31,14 +32,20 @@ class StoredFile(Dataset):
     pynetdicom 3.0.4 can stream a file without decoding it (send_c_store(path) with
     STORE_SEND_CHUNKED_DATASET), but its C-GET/C-MOVE service classes only accept a Dataset
     from the handler and re-encode it. This marker carries the path through them; the
-    send_c_store installed by `on_connection_open` sends the file's own bytes."""
+    send_c_store installed by `on_connection_open` sends the file's own bytes, or `data`,
+    the object with its study's corrections (core/corrected.py), when there are any."""
 
-    def __init__(self, path: Path, instance: StoredInstance) -> None:
+    def __init__(self, path: Path, instance: StoredInstance, data: bytes | None = None) -> None:
         super().__init__()
         self.SOPClassUID = instance.sop_class_uid  # the service class reads these on failure
         self.SOPInstanceUID = instance.sop_instance_uid
         self.path = path
+        self.data = data
         self.transfer_syntax = instance.transfer_syntax
+
+    def source(self) -> Path | io.BytesIO:
+        """What pydicom or pynetdicom reads the object from."""
+        return self.path if self.data is None else io.BytesIO(self.data)
 
 
 def dataset_offset(path: Path) -> int | None:
@@ -46,7 +53,10 @@ def dataset_offset(path: Path) -> int | None:
     meta group, whose length element comes first (twinpacs writes it; PS3.10 7.1 requires it).
     None when the file does not start that way."""
     with open(path, "rb") as f:
-        head = f.read(144)
+        return _offset(f.read(144))
+
+
+def _offset(head: bytes) -> int | None:
     if len(head) < 144 or head[128:132] != b"DICM" or head[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
         return None
     return 144 + int(struct.unpack("<I", head[140:144])[0])
@@ -104,14 +114,19 @@ def _send_stored_files(assoc: Association) -> None:
         if not isinstance(dataset, StoredFile):
             return send(dataset, *args, **kwargs)
         try:
+            if dataset.data is not None:
+                offset = _offset(dataset.data[:144])
+                if offset is None:
+                    return send(dcmread(dataset.source()), *args, **kwargs)
+                return _send_file(assoc, dataset, dataset.data[offset:], *args, **kwargs)
             offset = dataset_offset(dataset.path)
             if offset is None:
                 return send(dataset.path, *args, **kwargs)
-            return _send_file(assoc, dataset, offset, *args, **kwargs)
+            return _send_file(assoc, dataset, (dataset.path, offset), *args, **kwargs)
         except ValueError:
             # The peer accepted no context with the stored transfer syntax: let pynetdicom
             # convert between uncompressed syntaxes (compressed ones still fail, as they must).
-            return send(dcmread(dataset.path), *args, **kwargs)
+            return send(dcmread(dataset.source()), *args, **kwargs)
 
     # An instance attribute: pynetdicom builds Association objects itself, so no subclass can
     # be substituted; its service classes call assoc.send_c_store and find this one. (pynetdicom
@@ -119,10 +134,11 @@ def _send_stored_files(assoc: Association) -> None:
     assoc.send_c_store = send_c_store  # type: ignore[method-assign]
 
 
-def _send_file(assoc: Association, stored: StoredFile, offset: int, msg_id: int = 1, priority: int = 2,
-               originator_aet: str | None = None, originator_id: int | None = None) -> Dataset:
+def _send_file(assoc: Association, stored: StoredFile, dataset: tuple[Path, int] | bytes, msg_id: int = 1,
+               priority: int = 2, originator_aet: str | None = None, originator_id: int | None = None) -> Dataset:
     """pynetdicom's Association.send_c_store for a stored file, minus re-reading the file meta
-    with pydicom (~1 ms per instance): the index already knows the SOP class and syntax."""
+    with pydicom (~1 ms per instance): the index already knows the SOP class and syntax.
+    `dataset` is the encoded dataset, or where it starts in the stored file (streamed from there)."""
     context = assoc._get_valid_context(stored.SOPClassUID, stored.transfer_syntax, "scu", allow_conversion=False)
     req = C_STORE()
     req.MessageID = msg_id
@@ -131,7 +147,10 @@ def _send_file(assoc: Association, stored: StoredFile, offset: int, msg_id: int 
     req.MoveOriginatorMessageID = originator_id
     req.AffectedSOPClassUID = stored.SOPClassUID
     req.AffectedSOPInstanceUID = stored.SOPInstanceUID
-    req._dataset_path = (stored.path, offset)  # type: ignore[attr-defined]
+    if isinstance(dataset, bytes):
+        req.DataSet = io.BytesIO(dataset)
+    else:
+        req._dataset_path = dataset  # type: ignore[attr-defined]
     # As pynetdicom does: hold the association's own reactor so it cannot take the response.
     assoc._reactor_checkpoint.clear()
     while not assoc._is_paused:

@@ -12,6 +12,7 @@ from ..core.model import StoredInstance
 from ..core.query import Query
 from ..core.sync import PeerCounts
 from . import removal, sync_queries
+from .corrections import study_overrides_of
 from .database import Database
 from .queries import counts, run_query, stored_instances
 from .schema import counters, instance_versions, instances, site_state
@@ -69,6 +70,9 @@ class SqlIndex:
                 .values(state="resolved", resolution=resolution)
             )
         self.write(work)
+
+    def study_overrides(self, study_uid: str) -> dict[str, str]:
+        return study_overrides_of(self.db, study_uid)
 
     def peer_counts(self, peer: str, now: datetime) -> PeerCounts:
         with self.db.read() as conn:

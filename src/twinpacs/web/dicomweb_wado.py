@@ -1,8 +1,10 @@
 """WADO-RS, the Retrieve transaction (PS3.18 10.4): instances, metadata and bulk data.
 
 Instances are streamed as stored, byte for byte, in worker-thread reads (G3); this server
-does not transcode, so an Accept naming another transfer syntax is a 406. Frames and
-rendered images are in dicomweb_frames."""
+does not transcode, so an Accept naming another transfer syntax is a 406. A study corrected
+since (reconciliation, A40 merge) is streamed with its corrected attributes in place: a new
+head, then the stored file's own remainder (core/corrected.py). Frames and rendered images
+are in dicomweb_frames."""
 
 from __future__ import annotations
 
@@ -46,15 +48,18 @@ async def retrieve(request: Request) -> Response:
         raise NotAcceptable(
             f"stored in transfer syntax {', '.join(sorted(syntaxes))}; this archive returns objects "
             'as stored (Accept: multipart/related; type="application/dicom"; transfer-syntax=*)')
+    archive = archive_of(request)
+    corrections = await run_in_threadpool(archive.corrections, instances)
     boundary = new_boundary()
-    return StreamingResponse(_stream(archive_of(request), instances, boundary),
+    return StreamingResponse(_stream(archive, instances, corrections, boundary),
                              media_type=related_content_type(DICOM, boundary))
 
 
-async def _stream(archive: Archive, instances: list[StoredInstance], boundary: str) -> AsyncIterator[bytes]:
+async def _stream(archive: Archive, instances: list[StoredInstance], corrections: dict[str, dict[str, str]],
+                  boundary: str) -> AsyncIterator[bytes]:
     """The multipart body, read by worker threads in batches of about BATCH bytes (many small
     instances per threadpool hop, a large one in CHUNK pieces)."""
-    batches = _batches(archive, instances, boundary)
+    batches = _batches(archive, instances, corrections, boundary)
     try:
         while batch := await run_in_threadpool(next, batches, b""):
             yield batch
@@ -62,17 +67,29 @@ async def _stream(archive: Archive, instances: list[StoredInstance], boundary: s
         await run_in_threadpool(batches.close)
 
 
-def _batches(archive: Archive, instances: list[StoredInstance], boundary: str) -> Iterator[bytes]:
+def _batches(archive: Archive, instances: list[StoredInstance], corrections: dict[str, dict[str, str]],
+             boundary: str) -> Iterator[bytes]:
     pieces: list[bytes] = []
     size = 0
     for instance in instances:
-        pieces.append(part_head(boundary, f"{DICOM}; transfer-syntax={instance.transfer_syntax}", instance.size))
+        content_type = f"{DICOM}; transfer-syntax={instance.transfer_syntax}"
+        values = corrections.get(instance.study_instance_uid)
+        resume = 0  # where the stored bytes sent begin
+        if values:
+            correction = archive.corrected_head(instance, values)
+            resume = correction.resume
+            pieces += [part_head(boundary, content_type, len(correction.head) + instance.size - resume),
+                       correction.head]
+            size += len(correction.head)
+        else:
+            pieces.append(part_head(boundary, content_type, instance.size))
         path = archive.path(instance)
         if path is None:
-            pieces.append(archive.read(instance))
-            size += instance.size
+            pieces.append(archive.read(instance)[resume:])
+            size += instance.size - resume
         else:
             with open(path, "rb", buffering=0) as file:
+                file.seek(resume)
                 while chunk := file.read(CHUNK):
                     pieces.append(chunk)
                     size += len(chunk)
