@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything twinpacs and its tests need on a fresh Debian machine:
-# DCMTK (the tests' independent DICOM clients), Orthanc (the third-party archive the tests
-# replicate to; its service left stopped) and a virtualenv with the pinned packages.
+# DCMTK (the tests' independent DICOM clients), Chromium (the browser tests), Orthanc (the
+# third-party archive the tests replicate to; its service left stopped) and a virtualenv with
+# the pinned packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,13 @@ apt_install() {
 if ! command -v storescu >/dev/null 2>&1; then
   echo "setup: installing DCMTK (Debian package dcmtk)"
   apt_install dcmtk
+fi
+
+# The browser the page tests drive with Playwright (executable_path=/usr/bin/chromium): Debian's,
+# never `playwright install`, which would download a browser build of its own.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Chromium (Debian package chromium) for the browser tests"
+  apt_install chromium
 fi
 
 # Orthanc, the third-party archive of tests/thirdparty. The tests start their own instance

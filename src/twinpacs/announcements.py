@@ -26,6 +26,7 @@ from .core.operator_log import OperatorLog
 from .index.incidents import SqlIncidentStore
 from .index.notices import SqlNoticeStore
 from .index.operator_log import SqlOperatorLogStore
+from .index.ris_sync import RisPeersStatus, SqlRisSync
 from .peer_control import HttpPeerControl
 
 
@@ -50,7 +51,10 @@ def build_failover(site: Site) -> Failover:
     ann = Announcements.from_site(site)
     services = Services(HttpPeerControl(site.settings.peers), ann.notices, ann.operator_log, ann.incidents,
                         final_audit=lambda peer: _lacking_at(site, peer))
-    return Failover(site.name, site.roles, site.index, [p.name for p in site.settings.peers], services, utcnow)
+    # The RIS changes each twinpacs peer lacks count too: in sync status and in the gate (G4, G6).
+    ris = RisPeersStatus(SqlRisSync(site.index.db, site.name),
+                         [p.name for p in site.settings.peers if p.kind == "twinpacs"])
+    return Failover(site.name, site.roles, site.index, [p.name for p in site.settings.peers], services, utcnow, ris)
 
 
 def _lacking_at(site: Site, peer: str) -> list[str]:

@@ -9,9 +9,11 @@ from .config import Settings
 from .core.archive import Archive, utcnow
 from .core.replication import Policy, Replication
 from .core.ris import Code, Ris
+from .core.ris_sync import RisSync
 from .core.roles import Roles
 from .index.outbox import SqlOutbox
 from .index.ris import SqlRis
+from .index.ris_sync import SqlRisSync
 from .index.sql import SqlIndex
 from .storage.filesystem import FilesystemBlobStore
 
@@ -35,6 +37,7 @@ class Site:
     ris: Ris
     background: list[BackgroundService] = field(default_factory=list)
     replication: Replication | None = None  # None when no peer is configured
+    ris_sync: RisSync | None = None  # orders, RIS patients, corrections to twinpacs peers; None without one
     # Storage Commitment reports from DIMSE peers; the DICOM listener takes those sent to it.
     commitment_reports: CommitmentReports | None = None
     # The DICOM listener's port once it listens (0 before, or when not serving DIMSE).
@@ -82,10 +85,20 @@ def build_site(settings: Settings) -> Site:
         site.commitment_reports = CommitmentReports()
         clients = [make_client(p, settings.site_name, settings.site.ae_title, site.commitment_reports)
                    for p in settings.peers]
-        site.replication = Replication(site.outbox, archive.blobs, clients,
-                                       Policy(r.batch_size, r.retry_initial_s, r.retry_max_s, r.give_up_after))
+        policy = Policy(r.batch_size, r.retry_initial_s, r.retry_max_s, r.give_up_after)
+        site.replication = Replication(site.outbox, archive.blobs, clients, policy)
         archive.on_change.append(site.replication.wake)
         site.background.append(site.replication)
+        # The RIS state (orders, RIS patients, study corrections) goes to twinpacs peers only:
+        # a DIMSE peer is another archive. Woken by every order; other changes within a second.
+        twinpacs = [p for p in settings.peers if p.kind == "twinpacs"]
+        if twinpacs:
+            from .peer_ris import HttpRisPeer  # imports peer.py: imported here for the same reason
+
+            site.ris_sync = RisSync(SqlRisSync(index.db, settings.site_name),
+                                    [HttpRisPeer(p, settings.site_name) for p in twinpacs], policy)
+            ris.on_order.append(site.ris_sync.wake)
+            site.background.append(site.ris_sync)
     if settings.prefetch.sources:
         from .prefetch_worker import build_worker  # imported here for the same reason as peer.py
 

@@ -31,6 +31,11 @@ def _print_plan(plan: dict[str, Any]) -> None:
         for study in plan["missing_studies"]:
             table.add_row(*(str(study[c]) for c in STUDY_COLUMNS))
         out.print(table)
+    if plan.get("missing_ris"):
+        table = Table("kind", "key", "changed_at", title=f"{len(plan['missing_ris'])} RIS change(s) {plan['target']} lacks")
+        for change in plan["missing_ris"]:
+            table.add_row(str(change["kind"]), str(change["key"]), str(change["changed_at"]))
+        out.print(table)
 
 
 @app.command()

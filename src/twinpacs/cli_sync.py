@@ -15,7 +15,7 @@ app = typer.Typer(help="Replication state between this site and its peers.", no_
 # A pipe or a log file gets the whole table, not one squeezed to 80 columns.
 out = Console(width=None if Console().is_terminal else 160)
 
-COLUMNS = ("name", "held", "confirmed", "pending", "failed", "unverified", "not_queued",
+COLUMNS = ("name", "held", "confirmed", "pending", "failed", "unverified", "not_queued", "ris_pending",
            "oldest_pending_age_s", "rate_per_s", "eta_s", "percent")
 
 

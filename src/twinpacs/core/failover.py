@@ -1,13 +1,15 @@
 """The failover gate (G6): a planned switch is refused while the target lacks anything the
-active site holds. Forcing it takes a named person and a reason, and leaves a trail: an
-operator-log entry, a downtime notice naming the studies that may be missing, an incident draft."""
+active site holds: objects, and for a twinpacs target the RIS state too (orders, RIS patients,
+study corrections: without them its worklist, referrals and identities would be wrong).
+Forcing it takes a named person and a reason, and leaves a trail: an operator-log entry, a
+downtime notice naming the studies that may be missing, an incident draft."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,6 +23,13 @@ log = logging.getLogger(__name__)
 class SyncSource(Protocol):
     def peer_counts(self, peer: str, now: datetime) -> PeerCounts: ...
     def missing_studies(self, peer: str) -> list[dict[str, Any]]: ...
+
+
+class RisSyncSource(Protocol):
+    """The RIS changes a peer has not confirmed (index/ris_sync.py); 0 for a DIMSE peer."""
+
+    def pending(self, peer: str) -> int: ...
+    def pending_rows(self, peer: str) -> list[dict[str, Any]]: ...
 
 
 class PeerControl(Protocol):
@@ -52,11 +61,12 @@ class Plan:
     reasons: list[str]
     sync: PeerSync
     missing_studies: list[dict[str, Any]]
+    missing_ris: list[dict[str, Any]] = field(default_factory=list)  # kind, key, changed_at
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "ready": self.ready, "reasons": self.reasons,
                 "sync": self.sync.as_dict(), "missing_studies": self.missing_studies,
-                "eta_s": self.sync.eta_s}
+                "missing_ris": self.missing_ris, "eta_s": self.sync.eta_s}
 
 
 @dataclass
@@ -72,17 +82,24 @@ class Services:
 
 class Failover:
     def __init__(self, site_name: str, roles: Roles, source: SyncSource, peer_names: list[str],
-                 services: Services, clock: Callable[[], datetime]) -> None:
+                 services: Services, clock: Callable[[], datetime], ris: RisSyncSource | None = None) -> None:
         self.site_name = site_name
         self.roles = roles
         self.source = source
         self.peer_names = peer_names
         self.services = services
         self.clock = clock
+        self.ris = ris
+
+    def _sync(self, peer: str, now: datetime) -> PeerSync:
+        counts = self.source.peer_counts(peer, now)
+        if self.ris is not None:
+            counts = replace(counts, ris_pending=self.ris.pending(peer))
+        return peer_sync(peer, counts, now)
 
     def status(self) -> dict[str, Any]:
         now = self.clock()
-        peers = [peer_sync(p, self.source.peer_counts(p, now), now) for p in self.peer_names]
+        peers = [self._sync(p, now) for p in self.peer_names]
         return {"as_of": now.isoformat(), "site": self.site_name, "role": self.roles.role,
                 "active_site": self.roles.active_site, "in_sync": all(p.in_sync for p in peers),
                 "peers": [p.as_dict() for p in peers]}
@@ -90,19 +107,22 @@ class Failover:
     def plan(self, target: str) -> Plan:
         if target not in self.peer_names:
             raise InvalidInput(f"{target!r} is not a peer of site {self.site_name} (peers: {', '.join(self.peer_names) or 'none'})")
-        now = self.clock()
-        sync = peer_sync(target, self.source.peer_counts(target, now), now)
+        sync = self._sync(target, self.clock())
         reasons = []
         if self.roles.role != "active":
             reasons.append(f"this site ({self.site_name}) is not the active site; the active site is {self.roles.active_site or 'unknown'}")
-        if not sync.in_sync:
+        if sync.objects_outstanding:
             reasons.append(
                 f"{target} is not confirmed to hold everything: {sync.pending} pending, {sync.failed} failed, "
                 f"{sync.unverified} unverified, {sync.not_queued} never queued"
                 + (f"; at the current rate replication needs about {sync.eta_s:.0f} s" if sync.eta_s else "")
             )
-        missing = [] if sync.in_sync else self.source.missing_studies(target)
-        return Plan(target, not reasons, reasons, sync, missing)
+        if sync.ris_pending:
+            reasons.append(f"{target} has not confirmed {sync.ris_pending} RIS change(s) (orders, RIS patients, "
+                           f"study corrections); its worklist, referrals or patient identities would differ")
+        missing = self.source.missing_studies(target) if sync.objects_outstanding else []
+        missing_ris = self.ris.pending_rows(target) if sync.ris_pending and self.ris is not None else []
+        return Plan(target, not reasons, reasons, sync, missing, missing_ris)
 
     def run(self, target: str, actor: str, force: bool = False, reason: str = "",
             drain_timeout_s: float = 120.0, progress: Callable[[PeerSync], None] | None = None) -> dict[str, Any]:
@@ -134,21 +154,22 @@ class Failover:
     def _drain(self, target: str, timeout_s: float, progress: Callable[[PeerSync], None] | None) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
-            now = self.clock()
-            sync = peer_sync(target, self.source.peer_counts(target, now), now)
+            sync = self._sync(target, self.clock())
             if progress:
                 progress(sync)
             if sync.in_sync:
                 return
             if time.monotonic() > deadline:
-                raise FailoverRefused(f"the queue to {target} did not drain within {timeout_s:.0f} s: {sync.pending} pending")
+                raise FailoverRefused(f"the queue to {target} did not drain within {timeout_s:.0f} s: "
+                                      f"{sync.pending} pending, {sync.ris_pending} RIS change(s) pending")
             time.sleep(0.2)
 
     def _forced(self, plan: Plan, actor: str, reason: str) -> dict[str, Any]:
         if not reason.strip() or not actor.strip():
             raise InvalidInput("a forced failover needs the name of the person forcing it and a reason")
         target, studies = plan.target, plan.missing_studies
-        details = {"from": self.site_name, "to": target, "missing_studies": studies, "sync": plan.sync.as_dict()}
+        details = {"from": self.site_name, "to": target, "missing_studies": studies, "missing_ris": plan.missing_ris,
+                   "sync": plan.sync.as_dict()}
         # The target first: if it cannot be reached, this site stays active and nothing is recorded as done.
         self.services.control.set_role(target, "active", target)
         self.roles.set("standby", target)

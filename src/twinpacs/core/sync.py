@@ -1,5 +1,7 @@
 """Exact sync status (G4): integer counts per peer, and a percentage that is truncated,
-never rounded up, so that one pending object out of a million still reads below 100%."""
+never rounded up, so that one pending object out of a million still reads below 100%. A twinpacs
+peer also counts the RIS changes (orders, RIS patients, study corrections; core/ris_sync.py) it
+has not confirmed: while any is pending the peer is not in sync and the figure is not 100%."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class PeerCounts:
     oldest_pending_at: datetime | None
     confirmed_in_window: int
     last_error: str
+    ris_pending: int = 0  # RIS changes not yet confirmed by the peer (twinpacs peers only)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class PeerSync:
     percent: str
     in_sync: bool
     last_error: str
+    ris_pending: int
+
+    @property
+    def objects_outstanding(self) -> int:
+        return self.pending + self.failed + self.unverified + self.not_queued
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,9 +64,11 @@ def peer_sync(name: str, counts: PeerCounts, now: datetime) -> PeerSync:
         oldest_pending_age_s=round(age, 3) if age is not None else None,
         rate_per_s=round(rate, 3),
         eta_s=round(counts.pending / rate, 1) if counts.pending and rate > 0 else (0.0 if not counts.pending else None),
-        percent=truncated_percent(counts.confirmed, counts.confirmed + outstanding, outstanding == 0),
-        in_sync=outstanding == 0,
+        percent=truncated_percent(counts.confirmed, counts.confirmed + outstanding,
+                                  outstanding == 0 and counts.ris_pending == 0),
+        in_sync=outstanding == 0 and counts.ris_pending == 0,
         last_error=counts.last_error,
+        ris_pending=counts.ris_pending,
     )
 
 

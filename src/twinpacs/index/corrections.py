@@ -15,8 +15,10 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ..core.model import PATIENT_KEYS
+from ..core.ris_sync import STUDY
 from ..errors import NotFound
 from .database import Database
+from .ris_revisions import lock_revisions, mark
 from .schema import operator_log, patients, studies, study_overrides
 
 CORRECTABLE = (*PATIENT_KEYS, "AccessionNumber")
@@ -40,6 +42,7 @@ def correct_study(conn: Connection, uid: str, values: dict[str, str], at: dateti
     unknown = set(values) - set(CORRECTABLE)
     if unknown:
         raise ValueError(f"not correctable: {sorted(unknown)}")
+    lock_revisions(conn)  # before the study row's lock: see ris_revisions
     row = study_row(conn, uid, lock=True)
     if row is None:
         raise NotFound(f"no study {uid} is held here")
@@ -101,7 +104,11 @@ def override_row(conn: Connection, uid: str) -> dict[str, dict[str, str]] | None
 
 
 def set_override_row(conn: Connection, uid: str, saved: dict[str, dict[str, str]] | None, at: datetime) -> None:
-    """Put the override row back exactly as `saved` (None: no row), as a reversal needs."""
+    """Put the override row back exactly as `saved` (None: no row), as a reversal needs. A
+    change is versioned for the peers (ris_versions); the same content again is no change."""
+    if override_row(conn, uid) == saved:
+        return
+    mark(conn, STUDY, uid, at)
     conn.execute(delete(study_overrides).where(study_overrides.c.StudyInstanceUID == uid))
     if saved is not None:
         conn.execute(insert(study_overrides).values(

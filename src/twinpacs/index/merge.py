@@ -20,9 +20,11 @@ from sqlalchemy.engine import Connection, Row
 from ..core.model import PATIENT_KEYS
 from ..core.reconcile import MergeListing
 from ..core.ris import MergeRecord, Patient
+from ..core.ris_sync import ORDER, PATIENT, patient_key
 from ..errors import InvalidInput, NotFound
 from .corrections import correct_study, log_action, override_row, set_override_row, study_row
 from .notices import as_utc
+from .ris_revisions import lock_revisions, mark
 from .schema import orders, patient_merges, patients, ris_patients, studies
 
 _DEMOGRAPHICS = ("PatientName", "PatientBirthDate", "PatientSex")
@@ -44,6 +46,7 @@ def _patient_of(row: Row[Any]) -> dict[str, str]:
 
 def merge_patients(conn: Connection, surviving: Patient, prior_id: str, prior_issuer: str, at: datetime,
                    message_id: str) -> MergeRecord:
+    lock_revisions(conn)  # before any row's lock: see ris_revisions
     is_surviving = (patients.c.PatientID == surviving.patient_id) & (patients.c.IssuerOfPatientID == surviving.issuer)
     prior_pks = list(conn.scalars(select(patients.c.id).where(
         patients.c.PatientID == prior_id, _issuer_matches(patients.c.IssuerOfPatientID, prior_issuer), ~is_surviving)))
@@ -64,11 +67,14 @@ def merge_patients(conn: Connection, surviving: Patient, prior_id: str, prior_is
         orders.c.PatientID == prior_id, _issuer_matches(orders.c.IssuerOfPatientID, prior_issuer))).all()
     for order in order_rows:
         conn.execute(update(orders).where(orders.c.id == order.id).values(**target, updated_at=at))
-    ris_rows = conn.execute(select(ris_patients.c.id, ris_patients.c.merged_into).where(
+        mark(conn, ORDER, order.placer_number, at)
+    ris_rows = conn.execute(select(ris_patients.c.id, ris_patients.c.merged_into, ris_patients.c.PatientID,
+                                   ris_patients.c.IssuerOfPatientID).where(
         ris_patients.c.PatientID == prior_id, _issuer_matches(ris_patients.c.IssuerOfPatientID, prior_issuer))).all()
     for ris in ris_rows:
         conn.execute(update(ris_patients).where(ris_patients.c.id == ris.id)
                      .values(merged_into=surviving.patient_id, updated_at=at))
+        mark(conn, PATIENT, patient_key(ris.PatientID, ris.IssuerOfPatientID), at)
 
     details = {
         "surviving": _values(surviving), "surviving_before": _patient_of(before) if before else None,
@@ -87,6 +93,7 @@ def merge_patients(conn: Connection, surviving: Patient, prior_id: str, prior_is
 
 
 def reverse_merge(conn: Connection, merge_id: int, at: datetime, actor: str, reason: str = "") -> MergeRecord:
+    lock_revisions(conn)  # before any row's lock: see ris_revisions
     row = conn.execute(select(patient_merges).where(patient_merges.c.id == merge_id).with_for_update()).first()
     if row is None:
         raise NotFound(f"no patient merge {merge_id}")
@@ -104,10 +111,14 @@ def reverse_merge(conn: Connection, merge_id: int, at: datetime, actor: str, rea
             patients.c.PatientID == before["PatientID"], patients.c.IssuerOfPatientID == before["IssuerOfPatientID"],
         ).values(**{k: before[k] for k in _DEMOGRAPHICS}))
     for order in details["orders"]:
-        conn.execute(update(orders).where(orders.c.id == order["id"]).values(**order["patient"], updated_at=at))
+        for placer in conn.scalars(update(orders).where(orders.c.id == order["id"])
+                                   .values(**order["patient"], updated_at=at).returning(orders.c.placer_number)).all():
+            mark(conn, ORDER, placer, at)
     for ris in details["ris_patients"]:
-        conn.execute(update(ris_patients).where(ris_patients.c.id == ris["id"])
-                     .values(merged_into=ris["merged_into"], updated_at=at))
+        for identity in conn.execute(update(ris_patients).where(ris_patients.c.id == ris["id"])
+                                     .values(merged_into=ris["merged_into"], updated_at=at)
+                                     .returning(ris_patients.c.PatientID, ris_patients.c.IssuerOfPatientID)).all():
+            mark(conn, PATIENT, patient_key(*identity), at)
     conn.execute(update(patient_merges).where(patient_merges.c.id == merge_id)
                  .values(reversed_at=at, reversed_by=actor[:128]))
     record = _record(row, details, reversed_=True)

@@ -9,9 +9,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ..core.ris import Code, MergeRecord, Order, OrderStatus, Patient, Priority
+from ..core.ris_sync import ORDER, PATIENT, patient_key
 from . import merge
 from .database import Database
 from .notices import as_utc
+from .ris_revisions import mark
 from .schema import orders, ris_patients
 
 
@@ -61,6 +63,7 @@ class SqlRis:
                   "PatientSex": patient.sex, "updated_at": at}
 
         def work(conn: Connection) -> None:
+            mark(conn, PATIENT, patient_key(patient.patient_id, patient.issuer), at)  # first: see ris_revisions
             done = conn.execute(update(ris_patients).where(
                 ris_patients.c.PatientID == patient.patient_id,
                 ris_patients.c.IssuerOfPatientID == patient.issuer).values(**values))
@@ -96,6 +99,7 @@ class SqlRis:
         columns = {**order_columns(order), "updated_at": at}
 
         def work(conn: Connection) -> int:
+            mark(conn, ORDER, order.placer_number, at)  # first: see ris_revisions
             if order.id:
                 conn.execute(update(orders).where(orders.c.id == order.id).values(**columns))
                 return order.id

@@ -312,6 +312,32 @@ study_overrides = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# The RIS state's versions, for its replication to twinpacs peers (core/ris_sync.py): one row
+# per order (by placer number), RIS patient (PatientID, backslash, issuer) and study correction
+# (Study Instance UID; the row stays when the correction is undone, so the undoing is sent too).
+ris_versions = Table(
+    "ris_versions",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # order | patient | study
+    Column("row_key", String(160), primary_key=True),
+    # This site's sequence (counters 'ris_revision'): a peer has what is at or below its confirmed revision.
+    Column("revision", BigInteger, nullable=False),
+    Column("origin", String(64), nullable=False, server_default=""),  # '' = changed here, else the site it came from
+    Column("origin_revision", BigInteger, nullable=False),  # the revision at the origin
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_ris_versions_revision", "revision"),
+)
+
+# Per twinpacs peer: the RIS revision up to which it confirmed receiving everything.
+ris_peers = Table(
+    "ris_peers",
+    metadata,
+    Column("peer", String(64), primary_key=True),
+    Column("confirmed_revision", BigInteger, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # Prefetching of priors: one job per order, one row per prior study found at a source.
 prefetch_jobs = Table(
     "prefetch_jobs",

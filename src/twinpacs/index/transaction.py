@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,18 @@ from sqlalchemy.engine import Connection
 
 from ..core.model import INSTANCE_KEYS, PATIENT_KEYS, SERIES_KEYS, STUDY_KEYS, InstanceRecord
 from ..core.ris import OrderStatus, Priority
-from .schema import changes, counters, instance_versions, instances, orders, outbox, patients, series, studies
+from .schema import (
+    changes,
+    counters,
+    instance_versions,
+    instances,
+    orders,
+    outbox,
+    patients,
+    series,
+    studies,
+    study_overrides,
+)
 
 
 # The store path's statements are built once: building and cache-keying a fresh SQLAlchemy
@@ -27,6 +39,11 @@ _PARENT_PKS = select(
     select(studies.c.id).where(studies.c.StudyInstanceUID == bindparam("study")).scalar_subquery(),
     select(series.c.id).where(series.c.SeriesInstanceUID == bindparam("series")).scalar_subquery(),
 )
+# A study's corrections can arrive from a peer site before its images (core/ris_sync.py): the
+# study is then filed under the corrected identity when its first instance creates it.
+_CORRECTED = select(study_overrides.c.attributes).where(study_overrides.c.StudyInstanceUID == bindparam("study"))
+_PATIENT_PK = select(patients.c.id).where((patients.c.PatientID == bindparam("pid"))
+                                          & (patients.c.IssuerOfPatientID == bindparam("issuer")))
 _INSERT = {table.name: insert(table) for table in (patients, studies, series, instances)}
 _BUMP_SERIES = update(series).where(series.c.id == bindparam("pk")).values(
     num_instances=series.c.num_instances + 1)
@@ -74,10 +91,16 @@ class IndexTransaction:
             "pid": a["PatientID"], "issuer": a["IssuerOfPatientID"],
             "study": a["StudyInstanceUID"], "series": a["SeriesInstanceUID"],
         }).one()
+        new_study = study_pk is None
+        if new_study:
+            corrected = self.conn.execute(_CORRECTED, {"study": a["StudyInstanceUID"]}).scalar()
+            if corrected:
+                a = {**a, **json.loads(corrected)}
+                patient_pk = self.conn.execute(_PATIENT_PK, {"pid": a["PatientID"],
+                                                             "issuer": a["IssuerOfPatientID"]}).scalar()
         # A concurrent writer inserting the same row raises IntegrityError: Database.write retries.
         if patient_pk is None:
             patient_pk = self._create(patients, {k: a[k] for k in PATIENT_KEYS})
-        new_study = study_pk is None
         if new_study:
             study_pk = self._create(studies, {"patient_pk": patient_pk, **{k: a[k] for k in STUDY_KEYS}})
         new_series = series_pk is None

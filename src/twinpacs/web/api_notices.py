@@ -1,4 +1,4 @@
-"""Notices, the operator log and incident drafts over HTTP (JSON), and the home page.
+"""Notices, the operator log and incident drafts over HTTP (JSON).
 
     GET  /api/notices[?all=true]          active notices (all with ?all), newest first
     POST /api/notices                     {"title", "body"?, "severity"?, "studies"?, "posted_by"?}
@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute, Route
 
 from ..announcements import Announcements
 from ..errors import InvalidInput
-from .banner import home
 from .context import json_object
 
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
@@ -85,7 +84,6 @@ async def incident_drafts(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/", home, methods=["GET"]),
     Route("/api/notices", list_notices, methods=["GET"]),
     Route("/api/notices", post_notice, methods=["POST"]),
     Route("/api/notices/{notice_id:int}/clear", clear_notice, methods=["POST"]),

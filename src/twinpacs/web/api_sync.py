@@ -19,24 +19,24 @@ def _site(request: Request) -> Any:
     return request.app.state.site
 
 
-def _failover(request: Request) -> Failover:
+def failover_for(request: Request) -> Failover:
     return build_failover(_site(request))
 
 
 async def sync_status(request: Request) -> Response:
-    return JSONResponse(await run_in_threadpool(_failover(request).status))
+    return JSONResponse(await run_in_threadpool(failover_for(request).status))
 
 
 async def failover_plan(request: Request) -> Response:
     target = request.query_params.get("to", "")
-    plan = await run_in_threadpool(_failover(request).plan, target)
+    plan = await run_in_threadpool(failover_for(request).plan, target)
     return JSONResponse(plan.as_dict())
 
 
 async def failover_run(request: Request) -> Response:
     body = await json_object(request)
     result = await run_in_threadpool(
-        _failover(request).run, str(body.get("to", "")), str(body.get("actor", "")),
+        failover_for(request).run, str(body.get("to", "")), str(body.get("actor", "")),
         bool(body.get("force", False)), str(body.get("reason", "")),
         float(body.get("drain_timeout_s", 120.0)),
     )

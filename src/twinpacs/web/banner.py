@@ -1,5 +1,6 @@
 """The downtime banner (G10): one shared piece every HTML page the archive serves puts at
-its top, so active notices are seen where people look. Also the site's tiny home page."""
+its top, so active notices are seen where people look (the pages put it in their shell:
+web/page_render.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from collections.abc import Sequence
 from html import escape
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
 
 from ..announcements import Announcements
 from ..app import Site
@@ -79,17 +78,3 @@ def render_page(title: str, content_html: str, notices: Sequence[Notice]) -> str
 async def active_notices(site: Site) -> list[Notice]:
     return await run_in_threadpool(Announcements.from_site(site).notices.active)
 
-
-async def home(request: Request) -> Response:
-    """GET /: who this site is, the banner, and where to look next."""
-    site: Site = request.app.state.site
-    links = "".join(
-        f'<li><a href="{href}">{escape(label)}</a></li>'
-        for href, label in (("/api/sync", "Sync status (JSON)"), ("/api/notices", "Notices (JSON)"),
-                            ("/dicom-web/studies", "Studies (DICOMweb QIDO-RS)"), ("/metrics", "Metrics")))
-    content = (
-        f"<h1>twinpacs site {escape(site.name)}</h1>"
-        f"<p>Role: <strong>{escape(site.roles.role)}</strong>; active site: "
-        f"{escape(site.roles.active_site or 'unknown')}</p><ul>{links}</ul>"
-    )
-    return HTMLResponse(render_page(f"twinpacs {site.name}", content, await active_notices(site)))

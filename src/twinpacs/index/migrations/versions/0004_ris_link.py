@@ -1,5 +1,6 @@
 """The RIS link (G9): RIS patients, orders, HL7 messages as received, patient merges, corrected
-study attributes, prefetch jobs; and the outbox's priority, so STAT images are sent first.
+study attributes, the RIS state's versions and each peer's confirmed revision (replication of
+the RIS state), prefetch jobs; and the outbox's priority, so STAT images are sent first.
 
 Revision ID: 0004
 Revises: 0003
@@ -93,6 +94,23 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
+        "ris_versions",
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("row_key", sa.String(160), primary_key=True),
+        sa.Column("revision", sa.BigInteger, nullable=False),
+        sa.Column("origin", sa.String(64), nullable=False, server_default=""),
+        sa.Column("origin_revision", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_ris_versions_revision", "ris_versions", ["revision"])
+    op.create_table(
+        "ris_peers",
+        sa.Column("peer", sa.String(64), primary_key=True),
+        sa.Column("confirmed_revision", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
         "prefetch_jobs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False, unique=True),
@@ -128,7 +146,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ('prefetch_studies', 'prefetch_jobs', 'study_overrides', 'patient_merges', 'hl7_messages', 'orders', 'ris_patients'):
+    for table in ('prefetch_studies', 'prefetch_jobs', 'ris_peers', 'ris_versions', 'study_overrides', 'patient_merges', 'hl7_messages', 'orders', 'ris_patients'):
         op.drop_table(table)
     op.drop_index("ix_outbox_claim", "outbox")
     with op.batch_alter_table("outbox") as batch:
