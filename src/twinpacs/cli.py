@@ -19,6 +19,7 @@ from . import (
     cli_config,
     cli_db,
     cli_failover,
+    cli_incident,
     cli_notice,
     cli_prefetch,
     cli_reconcile,
@@ -44,6 +45,7 @@ app.add_typer(cli_config.app, name="config")
 app.add_typer(cli_db.app, name="db")
 app.add_typer(cli_reconcile.app, name="reconcile")
 app.add_typer(cli_prefetch.app, name="prefetch")
+app.add_typer(cli_incident.app, name="incident")
 app.command("migrate")(cli_db.migrate)
 app.command("selftest")(cli_selftest.selftest)
 

@@ -15,6 +15,8 @@ from ..errors import TwinpacsError
 from . import (
     api_audit,
     api_config,
+    api_incident_reports,
+    api_incidents,
     api_notices,
     api_prefetch,
     api_replication,
@@ -57,6 +59,8 @@ def create_app(site: Site) -> Starlette:
             *api_selftest.routes,
             *api_ris.routes,
             *api_prefetch.routes,
+            *api_incidents.routes,
+            *api_incident_reports.routes,
             *metrics.routes,
             *pages.routes,
             *viewer.routes,
