@@ -67,3 +67,30 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+
+# The image viewer: frontend/ (Cornerstone3D, built with Vite) into src/twinpacs/web/static/viewer,
+# which is not committed. Needs Node.js 20 or later; the npm packages are those pinned in
+# frontend/package-lock.json (npm ci installs exactly those). Rebuilt when missing or older than
+# its sources.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: the image viewer needs Node.js 20 or later with npm; found $(node --version 2>/dev/null || echo none)" >&2
+  exit 1
+fi
+if [ ! -f frontend/node_modules/.package-lock.json ] \
+   || [ frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]; then
+  echo "setup: installing the viewer's npm packages (frontend/package-lock.json)"
+  (cd frontend && npm ci --no-audit --no-fund --loglevel=error)
+fi
+viewer_manifest=src/twinpacs/web/static/viewer/.vite/manifest.json
+if [ ! -f "$viewer_manifest" ] || [ -n "$(find frontend/src frontend/package.json frontend/package-lock.json \
+     frontend/vite.config.ts frontend/tsconfig.json -newer "$viewer_manifest" -print -quit)" ]; then
+  echo "setup: building the image viewer (frontend/ -> src/twinpacs/web/static/viewer)"
+  build_log=$(mktemp)
+  if ! (cd frontend && npm run build) >"$build_log" 2>&1; then
+    cat "$build_log" >&2; rm -f "$build_log"
+    echo "setup: the image viewer did not build (output above)" >&2
+    exit 1
+  fi
+  rm -f "$build_log"
+fi
