@@ -26,6 +26,7 @@ from .core.operator_log import OperatorLog
 from .index.incidents import SqlIncidentStore
 from .index.notices import SqlNoticeStore
 from .index.operator_log import SqlOperatorLogStore
+from .incident_watch import FailoverDrafts
 from .index.ris_sync import RisPeersStatus, SqlRisSync
 from .peer_control import HttpPeerControl
 
@@ -49,7 +50,8 @@ class Announcements:
 def build_failover(site: Site) -> Failover:
     """The failover gate over this site's index, announcements and peers."""
     ann = Announcements.from_site(site)
-    services = Services(HttpPeerControl(site.settings.peers), ann.notices, ann.operator_log, ann.incidents,
+    # A forced failover's draft is pre-classified and escalated at once (incident_watch.py).
+    services = Services(HttpPeerControl(site.settings.peers), ann.notices, ann.operator_log, FailoverDrafts(site),
                         final_audit=lambda peer: _lacking_at(site, peer))
     # The RIS changes each twinpacs peer lacks count too: in sync status and in the gate (G4, G6).
     ris = RisPeersStatus(SqlRisSync(site.index.db, site.name),

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from .config import Settings
 from .core.archive import Archive, utcnow
+from .core.event_watch import RetrievalLog
 from .core.replication import Policy, Replication
 from .core.ris import Code, Ris
 from .core.ris_sync import RisSync
 from .core.roles import Roles
+from .incident_watch import IncidentWatch
 from .index.outbox import SqlOutbox
 from .index.ris import SqlRis
 from .index.ris_sync import SqlRisSync
@@ -42,6 +44,8 @@ class Site:
     commitment_reports: CommitmentReports | None = None
     # The DICOM listener's port once it listens (0 before, or when not serving DIMSE).
     dicom_port: int = 0
+    # Slow and failed retrievals, noted by the retrieval paths for the incident watcher.
+    retrievals: RetrievalLog | None = None
 
     @property
     def outbox(self) -> SqlOutbox:
@@ -73,7 +77,8 @@ def build_site(settings: Settings) -> Site:
     roles = Roles(index, archive, settings.site_name, settings.site.role, [p.name for p in settings.peers])
     ris = Ris(SqlRis(index.db), {local: Code(c.code, c.scheme, c.meaning)
                                  for local, c in settings.ris.procedure_codes.items()}, utcnow)
-    site = Site(settings, archive, index, roles, ris)
+    site = Site(settings, archive, index, roles, ris,
+                retrievals=RetrievalLog(settings.incidents.retrieval_latency_ms, utcnow))
     # A STAT order's images already waiting for a peer move to the head of the queue.
     ris.on_order.append(site.outbox.prioritise_order)
     if settings.peers:
@@ -105,4 +110,5 @@ def build_site(settings: Settings) -> Site:
         worker = build_worker(site)
         ris.on_order.append(worker.order_changed)
         site.background.append(worker)
+    site.background.append(IncidentWatch(site))  # drafts incidents from the archive's own events
     return site

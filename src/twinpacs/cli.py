@@ -50,7 +50,7 @@ app.command("migrate")(cli_db.migrate)
 app.command("selftest")(cli_selftest.selftest)
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line for logs and grep, whatever the path lengths
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration file.")]
 DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder of the site's data.")]

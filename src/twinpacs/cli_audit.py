@@ -33,7 +33,7 @@ app = typer.Typer(help="Audit this site against another archive (G5).", add_comp
 out = Console()
 if not out.is_terminal:  # in a pipe or a log, wide enough that no UID is folded (it can be grepped)
     out.width = 400
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 _SIDE = {Where.MISSING_ON_A: "missing on A", Where.MISSING_ON_B: "missing on B", Where.DIFFERS: "differs"}
 _TIMEOUT = httpx.Timeout(300.0, connect=10.0)  # a digest of a large archive is one long scan

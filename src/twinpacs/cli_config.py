@@ -21,7 +21,7 @@ from .fingerprint import diff, history_rows
 app = typer.Typer(help="Validate, show and compare configurations.", no_args_is_help=True)
 # A pipe or a log file gets whole lines, not ones squeezed to 80 columns.
 out = Console(width=None if Console().is_terminal else 200, highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", help="Read the site's index directly: its data folder.")]
 DatabaseUrlOption = Annotated[

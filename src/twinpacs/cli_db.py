@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="The index database: schema upgrades and checks.", no_args_is_help=True)
 out = Console(width=None if Console().is_terminal else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration of the site.")]
 DataDirOption = Annotated[Optional[Path], typer.Option(

@@ -33,20 +33,11 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Per order: its job and every prior found, with the rule's reason or the error."""
-    from .config import load_settings
-    from .errors import NotFound
-    from .index.sql import SqlIndex
+    from .cli_local import existing_index
     from .web.api_prefetch import status as prefetch_status
 
-    settings = load_settings(config, {"site": {"data_dir": data_dir}} if data_dir else None)
-    index_file = settings.site.data_dir / "index.sqlite3"
-    if not settings.database.url and not index_file.exists():  # reading must not create an empty index
-        raise NotFound(f"no twinpacs index at {index_file}: is {settings.site.data_dir} the site's data folder?")
-    index = SqlIndex(settings.database_url)
-    try:
+    with existing_index(config, data_dir) as (settings, index):
         data = prefetch_status(settings, index.db, limit, accession)
-    finally:
-        index.close()
     if as_json:
         out.print_json(json.dumps(data))
         return

@@ -14,7 +14,7 @@ UrlOption = Annotated[Optional[str], typer.Option("--url", help="The site's HTTP
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration of the site.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def site_url(url: str | None, config: Path | None) -> str:

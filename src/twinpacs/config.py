@@ -137,6 +137,32 @@ class NoticeSettings(_Section):
     webhooks: list[str] = Field(default_factory=list, description="URLs that receive every notice as JSON (POST).")
 
 
+class OnCallContact(_Section):
+    name: str = Field(description="Who is on call (a person or a rota).")
+    role: str = Field("", description="e.g. PACS administrator, clinical engineer.")
+    phone: str = Field("", description="Phone or pager.")
+    email: str = Field("", description="E-mail address.")
+
+
+class IncidentSettings(_Section):
+    sync_gap_objects: int = Field(
+        1, ge=1, description="A peer lacking at least this many objects for longer than sync_gap_s drafts an incident.")
+    sync_gap_s: float = Field(600.0, ge=0, description="How long the sync gap must last before an incident is drafted.")
+    retrieval_latency_ms: float = Field(
+        5000.0, gt=0, description="A retrieval (WADO-RS) slower than this drafts an incident.")
+    replication_failures: int = Field(
+        5, ge=1, description="Objects a peer failed to take (given up, or pending after this many failed "
+        "attempts) before an incident is drafted.")
+    escalation_webhooks: list[str] = Field(
+        default_factory=list, description="URLs that receive escalated incident drafts as JSON (POST), "
+        "with the on-call contacts.")
+    on_call: list[OnCallContact] = Field(default_factory=list, description="Sent with every escalation.")
+    escalate_from: Literal["info", "warning", "critical"] = Field(
+        "critical", description="Drafts of this severity or above are escalated at once; "
+        "a forced failover always is.")
+    watch_interval_s: float = Field(5.0, gt=0, description="How often the archive's events are checked.")
+
+
 _HL7_LOCATION = re.compile(r"^[A-Z][A-Z0-9]{2}-\d+(\.\d+){0,2}$")  # OBR-18, ORC-7.6, PID-3.4.1
 
 # Where each order field is read from, first present location wins (ORM^O01 and OMI^O23).
@@ -259,6 +285,8 @@ class Settings(BaseSettings):
     hl7: Hl7Settings = Field(default_factory=Hl7Settings, description="The HL7 v2 (MLLP) listener for the RIS.")  # type: ignore[arg-type]
     ris: RisSettings = Field(default_factory=RisSettings, description="Orders: HL7 field mapping, procedure codes.")  # type: ignore[arg-type]
     prefetch: PrefetchSettings = Field(default_factory=PrefetchSettings, description="Prefetching of priors.")  # type: ignore[arg-type]
+    incidents: IncidentSettings = Field(  # type: ignore[arg-type]
+        default_factory=IncidentSettings, description="Incident drafts from the archive's own events; escalation.")
 
     # Which layer gave each dotted key ("flag", "env", "file"); absent keys are defaults.
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -223,6 +223,7 @@ def record_start(site: Site, accept_missing_history: bool = False,
         log.info("configuration unchanged since the last start (#%d, fingerprint %s)", start.id, start.fingerprint[:12])
     else:
         announce(site, changes, previous, start)
+        _draft_incident(site, changes, previous, start)
     return StartRecord(start, previous, changes)
 
 
@@ -243,6 +244,16 @@ def announce(site: Site, changes: ConfigDiff, previous: ConfigStart, start: Conf
         Announcements.from_site(site).notices.post("warning", NOTICE_TITLE, body, posted_by="twinpacs")
     except Exception as exc:  # the log lines above stand; a notice that fails must not stop the start
         log.error("could not post the configuration-change notice: %s", exc)
+
+
+def _draft_incident(site: Site, changes: ConfigDiff, previous: ConfigStart, start: ConfigStart) -> None:
+    """A setting removed or changed is drafted as an incident (one open at a time)."""
+    try:
+        from .incident_watch import draft_config_change
+
+        draft_config_change(site, [c.as_dict() for c in changes.settings], start.id, previous.id)
+    except Exception as exc:  # as with the notice: the log lines stand, the start goes on
+        log.error("could not draft the configuration-change incident: %s", exc)
 
 
 def _operator_log(site: Site, action: str, reason: str) -> None:

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.uid import generate_uid
 from pynetdicom import dimse_primitives as prim
-from pynetdicom.dimse_messages import C_GET_RSP, C_STORE_RQ
 from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE
 from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
 

@@ -72,9 +72,9 @@ class WebhookSender(Protocol):
         ...
 
 
-def _shown(url: str) -> str:
-    """A webhook URL as logged: scheme, host and port only, since its user part, path or
-    query often carry a token."""
+def shown_url(url: str) -> str:
+    """A webhook URL as logged and recorded: scheme, host and port only, since its user part,
+    path or query often carry a token."""
     parts = urllib.parse.urlsplit(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname}{port}/…"
@@ -97,23 +97,34 @@ class DeliveryPolicy:
     backoff_s: float = 0.5  # doubles after each failed attempt
 
 
+AttemptReport = Callable[[str, str], None]
+"""Told of each attempt on one URL: (state, error), state "sending" (will retry), "failed"
+(gave up) or "delivered"."""
+
+
 class WebhookDelivery:
     """Fire-and-forget delivery: one daemon thread per (event, URL). `wait()` lets a short-lived
-    process (a CLI command, a test) let outstanding deliveries finish before it exits."""
+    process (a CLI command, a test) let outstanding deliveries finish before it exits. `what`
+    names the deliveries in log lines ("notice webhook", "escalation to")."""
 
     def __init__(self, urls: list[str], sender: WebhookSender = post_json,
-                 policy: DeliveryPolicy = DeliveryPolicy(), sleep: Callable[[float], None] = time.sleep) -> None:
+                 policy: DeliveryPolicy = DeliveryPolicy(), sleep: Callable[[float], None] = time.sleep,
+                 what: str = "notice webhook") -> None:
         self.urls = list(urls)
         self._sender = sender
         self._policy = policy
         self._sleep = sleep
+        self._what = what
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def deliver(self, payload: dict[str, Any]) -> None:
+    def deliver(self, payload: dict[str, Any], reports: dict[str, AttemptReport] | None = None) -> None:
+        """Send `payload` to every URL; `reports` (by URL) are told of each attempt."""
         body = json.dumps(payload, default=str).encode()
         for url in self.urls:
-            thread = threading.Thread(target=self._send, args=(url, body), name="twinpacs-webhook", daemon=True)
+            report = (reports or {}).get(url)
+            thread = threading.Thread(target=self._send, args=(url, body, report), name="twinpacs-webhook",
+                                      daemon=True)
             with self._lock:
                 self._threads = [t for t in self._threads if t.is_alive()]
                 self._threads.append(thread)
@@ -128,19 +139,25 @@ class WebhookDelivery:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in threads)
 
-    def _send(self, url: str, body: bytes) -> None:
+    def _send(self, url: str, body: bytes, report: AttemptReport | None) -> None:
         delay = self._policy.backoff_s
         for attempt in range(1, self._policy.attempts + 1):
             try:
                 self._sender(url, body, self._policy.timeout_s)
-                return
             except Exception as exc:  # any failure is logged, never raised into a caller
-                if attempt == self._policy.attempts:
-                    log.error("notice webhook %s failed %d times, giving up: %s", _shown(url), attempt, exc)
+                last = attempt == self._policy.attempts
+                if report:
+                    report("failed" if last else "sending", f"attempt {attempt}: {exc}")
+                if last:
+                    log.error("%s %s failed %d times, giving up: %s", self._what, shown_url(url), attempt, exc)
                     return
-                log.warning("notice webhook %s failed (attempt %d): %s; retrying", _shown(url), attempt, exc)
+                log.warning("%s %s failed (attempt %d): %s; retrying", self._what, shown_url(url), attempt, exc)
                 self._sleep(delay)
                 delay *= 2
+            else:
+                if report:
+                    report("delivered", "")
+                return
 
 
 # -- the facade ----------------------------------------------------------------------------

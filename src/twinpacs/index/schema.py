@@ -378,3 +378,68 @@ prefetch_studies = Table(
     Column("error", Text, nullable=False, server_default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- incident drafts from the archive's own events (issue 8; revision 0005) --------------------
+
+# What condition raised a draft (e.g. "sync_gap:B"), and the same key while the draft is open:
+# NULL once reviewed, so the unique index allows one open draft per condition and any number
+# of reviewed ones.
+incident_drafts.append_column(Column("condition", String(160), nullable=False, server_default=""))
+incident_drafts.append_column(Column("open_condition", String(160), nullable=True))
+# JSON: {"problem_types": [HIT-CS ids], "consequence": id, "workflow_steps": [1..18], "basis": ...}
+incident_drafts.append_column(Column("classification", Text, nullable=False, server_default="{}"))
+incident_drafts.append_column(Column("severity", String(16), nullable=False, server_default="warning"))
+incident_drafts.append_column(Column("state", String(16), nullable=False, server_default="open"))  # open | reviewed
+incident_drafts.append_column(Column("reviewed_at", DateTime(timezone=True), nullable=True))
+incident_drafts.append_column(Column("reviewed_by", String(128), nullable=False, server_default=""))
+incident_drafts.append_column(Column("review_note", Text, nullable=False, server_default=""))
+Index("ix_incident_drafts_open_condition", incident_drafts.c.open_condition, unique=True)
+
+# One row per (draft, webhook receiver): the escalation's delivery, attempt by attempt.
+incident_escalations = Table(
+    "incident_escalations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("draft_id", Integer, ForeignKey("incident_drafts.id"), nullable=False, index=True),
+    Column("receiver", String(512), nullable=False),  # the URL as shown: secrets masked
+    Column("state", String(16), nullable=False),  # sending | delivered | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# -- the incident register (issue 8; revision 0006) ------------------------------------------
+
+# One row per incident, its current state. `fields` (JSON) holds every register field
+# (core.incident_register.FIELDS); event_date, subject and consequence are copied out of it
+# for listing and counting. `version` is the number of the latest incident_versions row.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("event_date", String(10), nullable=False),  # YYYY-MM-DD
+    Column("subject", Text, nullable=False),
+    Column("consequence", String(32), nullable=False, server_default=""),
+    # A draft is taken over once (NULLs do not collide: incidents entered by hand have none).
+    Column("source_draft", Integer, ForeignKey("incident_drafts.id"), nullable=True, unique=True),
+    Column("fields", Text, nullable=False),
+)
+
+# Every change of an incident, creation included: who, when, and per field from what to what.
+incident_versions = Table(
+    "incident_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", String(128), nullable=False),
+    Column("changes", Text, nullable=False),  # JSON: {field: {"from": old, "to": new}}
+    UniqueConstraint("incident_id", "version", name="uq_incident_versions_incident_version"),
+)

@@ -4,7 +4,9 @@
     POST /api/notices                     {"title", "body"?, "severity"?, "studies"?, "posted_by"?}
     POST /api/notices/{id}/clear          {"cleared_by"?}
     GET  /api/operator-log[?limit=&action=]   read only: there is no route that changes it
-    GET  /api/incidents/drafts
+    GET  /api/incidents/drafts            drafts, newest first: condition, classification, severity,
+                                          state, review and each escalation's delivery
+    POST /api/incidents/drafts/{id}/review   {"reviewed_by", "note"?}
 """
 
 from __future__ import annotations
@@ -83,10 +85,18 @@ async def incident_drafts(request: Request) -> Response:
     return JSONResponse({"drafts": [d.as_dict() for d in drafts]})
 
 
+async def review_draft(request: Request) -> Response:
+    body = await json_object(request)
+    draft = await run_in_threadpool(_announcements(request).incidents.review, request.path_params["draft_id"],
+                                    _text(body, "reviewed_by"), _text(body, "note"))
+    return JSONResponse(draft.as_dict())
+
+
 routes: list[BaseRoute] = [
     Route("/api/notices", list_notices, methods=["GET"]),
     Route("/api/notices", post_notice, methods=["POST"]),
     Route("/api/notices/{notice_id:int}/clear", clear_notice, methods=["POST"]),
     Route("/api/operator-log", operator_log, methods=["GET"]),
     Route("/api/incidents/drafts", incident_drafts, methods=["GET"]),
+    Route("/api/incidents/drafts/{draft_id:int}/review", review_draft, methods=["POST"]),
 ]

@@ -8,6 +8,7 @@ are in dicomweb_frames."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..core.archive import Archive
+from ..core.event_watch import RetrievalLog
 from ..core.model import StoredInstance
 from ..errors import InvalidInput, NotFound
 from ..index.corrections import study_overrides_of
@@ -42,6 +44,7 @@ def _admits_stored(media: MediaRange, syntaxes: set[str]) -> bool:
 
 
 async def retrieve(request: Request) -> Response:
+    started = time.monotonic()
     instances = await find_instances(request)
     syntaxes = {i.transfer_syntax for i in instances}
     if not any(_admits_stored(m, syntaxes) for m in accepted(request)):
@@ -51,24 +54,28 @@ async def retrieve(request: Request) -> Response:
     archive = archive_of(request)
     corrections = await run_in_threadpool(archive.corrections, instances)
     boundary = new_boundary()
-    return StreamingResponse(_stream(archive, instances, corrections, boundary),
+    noted = request.app.state.site.retrievals
+    return StreamingResponse(_stream(archive, instances, corrections, boundary, noted, started),
                              media_type=related_content_type(DICOM, boundary))
 
 
 async def _stream(archive: Archive, instances: list[StoredInstance], corrections: dict[str, dict[str, str]],
-                  boundary: str) -> AsyncIterator[bytes]:
+                  boundary: str, noted: RetrievalLog | None = None, started: float = 0.0) -> AsyncIterator[bytes]:
     """The multipart body, read by worker threads in batches of about BATCH bytes (many small
-    instances per threadpool hop, a large one in CHUNK pieces)."""
-    batches = _batches(archive, instances, corrections, boundary)
+    instances per threadpool hop, a large one in CHUNK pieces). A slow or failed retrieval is
+    noted for the incident watcher (core/event_watch.py)."""
+    batches = _batches(archive, instances, corrections, boundary, noted)
     try:
         while batch := await run_in_threadpool(next, batches, b""):
             yield batch
     finally:
         await run_in_threadpool(batches.close)
+        if noted is not None and instances:
+            noted.finished(instances[0].study_instance_uid, (time.monotonic() - started) * 1000, "WADO-RS")
 
 
 def _batches(archive: Archive, instances: list[StoredInstance], corrections: dict[str, dict[str, str]],
-             boundary: str) -> Iterator[bytes]:
+             boundary: str, noted: RetrievalLog | None = None) -> Iterator[bytes]:
     pieces: list[bytes] = []
     size = 0
     for instance in instances:
@@ -88,7 +95,14 @@ def _batches(archive: Archive, instances: list[StoredInstance], corrections: dic
             pieces.append(archive.read(instance)[resume:])
             size += instance.size - resume
         else:
-            with open(path, "rb", buffering=0) as file:
+            try:
+                file = open(path, "rb", buffering=0)
+            except OSError as exc:  # the stored object is missing or unreadable: the study is unretrievable
+                if noted is not None:
+                    noted.failed(instance.study_instance_uid, instance.sop_instance_uid,
+                                 f"{type(exc).__name__}: {exc.strerror or exc}", "WADO-RS")
+                raise
+            with file:
                 file.seek(resume)
                 while chunk := file.read(CHUNK):
                     pieces.append(chunk)
