@@ -163,6 +163,14 @@ class IncidentSettings(_Section):
     watch_interval_s: float = Field(5.0, gt=0, description="How often the archive's events are checked.")
 
 
+class SecuritySettings(_Section):
+    """Who may use the HTTP door (issue 9): accounts, roles, tokens, sessions."""
+
+
+class LimitSettings(_Section):
+    """Bounds on what one request may ask of a site (issue 9): sizes, result counts, time."""
+
+
 _HL7_LOCATION = re.compile(r"^[A-Z][A-Z0-9]{2}-\d+(\.\d+){0,2}$")  # OBR-18, ORC-7.6, PID-3.4.1
 
 # Where each order field is read from, first present location wins (ORM^O01 and OMI^O23).
@@ -287,6 +295,10 @@ class Settings(BaseSettings):
     prefetch: PrefetchSettings = Field(default_factory=PrefetchSettings, description="Prefetching of priors.")  # type: ignore[arg-type]
     incidents: IncidentSettings = Field(  # type: ignore[arg-type]
         default_factory=IncidentSettings, description="Incident drafts from the archive's own events; escalation.")
+    security: SecuritySettings = Field(  # type: ignore[arg-type]
+        default_factory=SecuritySettings, description="Accounts, roles and tokens of the HTTP door.")
+    limits: LimitSettings = Field(  # type: ignore[arg-type]
+        default_factory=LimitSettings, description="Size, count and time limits per request.")
 
     # Which layer gave each dotted key ("flag", "env", "file"); absent keys are defaults.
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
