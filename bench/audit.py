@@ -6,7 +6,7 @@ The two SQLite indexes are filled with index rows inserted directly (patients, s
 series, instances with made-up content hashes), not by storing files: storing a million
 DICOM objects would take hours and the audit reads only the index. Both sites are served
 by in-process apps over real HTTP on 127.0.0.1, and audited through the same client the CLI
-uses."""
+uses, with a fresh bearer token of role service that both sites accept (compare.SiteAccess)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import shutil
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts import each other
+from compare import SiteAccess
 
 from twinpacs.app import build_site
 from twinpacs.audit_clients import HttpDigestSource
@@ -60,8 +64,8 @@ def fill(index_file: Path, instances: int, per_study: int) -> None:
 
 
 @contextmanager
-def served(data_dir: Path, name: str) -> Iterator[str]:
-    site = build_site(load_settings(overrides={"site": {"data_dir": data_dir, "name": name}}))
+def served(data_dir: Path, name: str, access: SiteAccess) -> Iterator[str]:
+    site = build_site(load_settings(overrides={"site": {"data_dir": data_dir, "name": name}, **access.settings()}))
     server = uvicorn.Server(uvicorn.Config(create_app(site), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -94,7 +98,9 @@ def main() -> None:
         shutil.copytree(root / "A", root / "B")
         print(f"filled two indexes with {args.instances} instance rows each (direct inserts, no files) "
               f"in {time.perf_counter() - started:.1f} s")
-        with served(root / "A", "A") as a, served(root / "B", "B") as b, httpx.Client(timeout=600) as client:
+        access = SiteAccess()  # HTTP only: the audit reads the peer route /api/audit/digest
+        with served(root / "A", "A", access) as a, served(root / "B", "B", access) as b, \
+                httpx.Client(timeout=600, headers=access.headers) as client:
             seconds, report = timed_audit(client, a, b)
             print(f"identical: confirmed in {seconds:.2f} s ({report.requests} digest request per side), "
                   f"identical={report.identical}")

@@ -18,9 +18,11 @@ Orthanc comes from Debian's `orthanc` and `orthanc-dicomweb` packages (installed
 apt-get when missing, their system service forbidden to start). It runs from a config of
 this script's own with TCP_NODELAY=1, and with an LD_PRELOAD shim (bench/loopback_bind.c,
 compiled here with gcc) that turns its wildcard binds into loopback binds: Orthanc 1.10
-has no bind-address setting. The script checks that every listening socket of the
-servers it started is on loopback, and stops both servers by the pids it started, also on
-Ctrl-C, SIGTERM or error.
+has no bind-address setting. twinpacs is secure by default (issue 9): each start gets a
+fresh random bearer token (role service) and admits exactly the bench's calling AE title
+(SiteAccess below, shared by the other bench scripts). The script checks that every
+listening socket of the servers it started is on loopback, and stops both servers by the
+pids it started, also on Ctrl-C, SIGTERM or error.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import ctypes
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -40,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,40 @@ METRICS: list[tuple[str, str, str, str, str, bool, float | None]] = [
 
 class BenchError(Exception):
     pass
+
+
+# ---------------------------------------------------------------- access to a secured twinpacs
+
+def bearer(token: str | None) -> dict[str, str]:
+    """The header a DICOMweb client sends; none without a token (Orthanc, an open archive)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@dataclass(frozen=True)
+class SiteAccess:
+    """What a bench needs to get past a twinpacs site that refuses anonymous HTTP and unknown
+    calling AEs: a fresh random bearer token acting as `role`, and exactly the calling AE titles
+    the bench uses, each with the DICOM rights it needs ("store,find,get,move")."""
+
+    aes: dict[str, str] = field(default_factory=dict)
+    role: str = "service"  # STOW-RS, QIDO-RS, WADO-RS and the peer routes (audit digests)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # 43 characters
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+    def serve_flags(self) -> list[str]:
+        """For `twinpacs serve` (the token is on its command line: loopback, this run only)."""
+        flags = ["--api-token", f"{self.token}={self.role}"]
+        for ae, rights in self.aes.items():
+            flags += ["--allow-ae", f"{ae}={rights}"]
+        return flags
+
+    def settings(self) -> dict[str, Any]:
+        """The same as load_settings overrides, for a site built in-process."""
+        return {"security": {"api_tokens": [{"name": "bench", "token": self.token, "role": self.role}]},
+                "dicom": {"allowed_aes": {ae: {"rights": rights.split(",")} for ae, rights in self.aes.items()}}}
 
 
 def source_state() -> str:
@@ -240,6 +277,11 @@ class Server:
     http_port: int
     process: subprocess.Popen[bytes]
     log_file: Path
+    access: SiteAccess | None = None  # None: an archive open to anonymous clients (Orthanc here)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.access.headers if self.access else {}
 
     @property
     def dicomweb(self) -> str:
@@ -315,14 +357,15 @@ def start_orthanc(binary: str, shim: Path, work: Path, move_port: int) -> Server
 def start_twinpacs(work: Path, move_port: int) -> Server:
     work.mkdir(parents=True)
     log_file = work / "twinpacs.log"
+    access = SiteAccess({CALLING_AET: "store,find,get,move"})  # run.py's storescu/findscu/getscu/movescu
     cmd = [str(ROOT / ".venv" / "bin" / "twinpacs"), "serve", "--data-dir", str(work / "data"),
            "--role", "active", "--no-peers", "--database-url", f"sqlite:///{(work / 'data').resolve()}/index.sqlite3",
            "--ae-title", "TWINPACS", "--dicom-port", "0", "--http-port", "0",
-           "--move-destination", f"{MOVE_AET}={HOST}:{move_port}"]
+           "--move-destination", f"{MOVE_AET}={HOST}:{move_port}", *access.serve_flags()]
     with log_file.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
-    server = Server("twinpacs", "TWINPACS", 0, 0, proc, log_file)
+    server = Server("twinpacs", "TWINPACS", 0, 0, proc, log_file, access)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -360,8 +403,12 @@ def run_bench(server: Server, args: argparse.Namespace, dataset: Path, move_port
            "--retrieve-repeat", str(args.retrieve_repeat), "--move-dest", f"{MOVE_AET}={move_port}",
            "--timeout", str(args.timeout), "--json", str(out)]
     log(f"bench/run.py against {server.name} (load {load()})")
+    # The token through run.py's environment, not its command line; none for an open archive.
+    env = {k: v for k, v in os.environ.items() if k != "TWINPACS_TOKEN"}
+    if server.access:
+        env["TWINPACS_TOKEN"] = server.access.token
     # Bounded: every run.py phase has its own timeouts; this is the backstop.
-    subprocess.run(cmd, check=True, timeout=args.timeout * 20)
+    subprocess.run(cmd, check=True, timeout=args.timeout * 20, env=env)
     if server.process.poll() is not None:
         raise BenchError(f"{server.name} died during the run:\n{server.tail()}")
     return json.loads(out.read_text())
@@ -379,7 +426,7 @@ def stow(server: Server, files: list[Path], batch: int, timeout: float) -> dict[
     """STOW-RS every file, `batch` per request, one keep-alive client; time only the requests."""
     boundary = "twinpacs-bench-stow-boundary-7d1f"
     headers = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-               "Accept": "application/dicom+json"}
+               "Accept": "application/dicom+json", **server.headers}
     url = f"{server.dicomweb}/studies"
     total_s, nbytes, stored = 0.0, 0, 0
     per_request = []

@@ -10,7 +10,8 @@ instances on `--associations` associations and times the same WADO-RS request ba
 until the ingest ends. A thread samples the server's VmRSS every 0.5 s from start to end.
 The ingest set is generated once by bench/generate.py under bench/out/ (own seed and patient
 prefix, so no instance is a re-send of the retrieved study). Client and server share the
-machine's cores, as in bench/compare.
+machine's cores, as in bench/compare. The site gets a fresh bearer token and admits only
+BENCHSCU, to store (compare.SiteAccess).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import httpx
 from pydicom import dcmread
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts import each other
-from compare import HOST, BenchError, Server
+from compare import CALLING_AET, HOST, BenchError, Server, SiteAccess
 from growth import AET, OUT, ROOT, ingest_files, memory_mb, running
 from run import WADO_ACCEPT, count_parts, ingest_run
 
@@ -81,13 +82,13 @@ class RssSampler(threading.Thread):
 
 
 def measure(server: Server, args: argparse.Namespace, study: list[Path], files: list[Path]) -> dict[str, Any]:
-    scu = argparse.Namespace(calling_aet="BENCHSCU", aet=AET, host=HOST, port=server.dicom_port,
+    scu = argparse.Namespace(calling_aet=CALLING_AET, aet=AET, host=HOST, port=server.dicom_port,
                              timeout=INGEST_TIMEOUT)
     ingest_run(scu, study, 1, [], "retrieved study")
     uid = dcmread(study[0], stop_before_pixels=True).StudyInstanceUID
     url = f"{server.dicomweb}/studies/{uid}"
     res: dict[str, Any] = {}
-    with httpx.Client(timeout=60, trust_env=False) as client:
+    with httpx.Client(timeout=60, trust_env=False, headers=server.headers) as client:
         wado_once(client, url, len(study))  # warm-up
         res["idle"] = [wado_once(client, url, len(study)) for _ in range(args.idle)]
         res["rss_before_ingest"] = memory_mb(server.process.pid)[0]
@@ -110,6 +111,9 @@ def measure(server: Server, args: argparse.Namespace, study: list[Path], files: 
         worker.join(INGEST_TIMEOUT)
         if "error" in box:
             raise BenchError(f"ingest failed: {box['error']}")
+        if not during:
+            raise BenchError(f"the ingest of {len(files)} instances ended before a WADO-RS request could be timed "
+                             "during it: give more --instances")
         res["during"], res["ingest"] = during, box["row"].figures
     return res
 
@@ -126,7 +130,7 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     (work / "data").mkdir(parents=True)
     try:
-        with running(work / "data", work / "twinpacs.log") as server:
+        with running(work / "data", work / "twinpacs.log", SiteAccess({CALLING_AET: "store"})) as server:
             sampler = RssSampler(server.process.pid)
             sampler.start()
             try:
@@ -153,4 +157,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BenchError as e:
+        sys.exit(f"bench/during_ingest.py: {e}")

@@ -17,7 +17,8 @@ For every size (and an empty site for the ingest baseline) it starts
 `twinpacs serve` on a copy, measures QIDO-RS (httpx, keep-alive) and C-FIND (pynetdicom,
 one association, TCP_NODELAY) by PatientID, AccessionNumber and a one-week StudyDate range,
 then a storescu ingest of real files from bench/generate.py's 256x256 dataset, and reads the
-server's VmRSS / VmHWM from /proc. Loopback only; every server is stopped by its pid.
+server's VmRSS / VmHWM from /proc. Loopback only; every server is stopped by its pid. Each
+site gets a fresh bearer token and admits only BENCHSCU (store, find): compare.SiteAccess.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as S
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts import each other
 from compare import (
+    CALLING_AET,
     HOST,
     READY,
     ROOT,
     START_TIMEOUT,
     BenchError,
     Server,
+    SiteAccess,
     _die_with_parent,
     _pid_tree,
     check_loopback,
@@ -143,16 +146,17 @@ def cached_site(size: int) -> Path:
 
 # ---------------------------------------------------------------- server
 
-def start_site(data_dir: Path, log_file: Path) -> Server:
+def start_site(data_dir: Path, log_file: Path, access: SiteAccess) -> Server:
     """`twinpacs serve` on data_dir with free loopback ports; ports read from its ready line."""
     # --accept-missing-history: the index was filled by direct inserts, never by a serving site.
     cmd = [str(ROOT / ".venv" / "bin" / "twinpacs"), "serve", "--data-dir", str(data_dir), "--ae-title", AET,
            "--role", "active", "--no-peers", "--database-url", f"sqlite:///{data_dir.resolve()}/index.sqlite3",
-           "--accept-missing-history", "--bind", HOST, "--dicom-port", "0", "--http-port", "0"]
+           "--accept-missing-history", "--bind", HOST, "--dicom-port", "0", "--http-port", "0",
+           *access.serve_flags()]
     with log_file.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads yet)
-    server = Server("twinpacs", AET, 0, 0, proc, log_file)
+    server = Server("twinpacs", AET, 0, 0, proc, log_file, access)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not (found := READY.search(server.tail())):
@@ -170,8 +174,8 @@ def start_site(data_dir: Path, log_file: Path) -> Server:
 
 
 @contextmanager
-def running(data_dir: Path, log_file: Path) -> Iterator[Server]:
-    server = start_site(data_dir, log_file)
+def running(data_dir: Path, log_file: Path, access: SiteAccess) -> Iterator[Server]:
+    server = start_site(data_dir, log_file, access)
     try:
         yield server
     finally:
@@ -196,7 +200,7 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 def measure_queries(server: Server, repeat: int) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    with httpx.Client(timeout=60, trust_env=False) as client:
+    with httpx.Client(timeout=60, trust_env=False, headers=server.headers) as client:
         for label, params, expected in queries():
             times, matches = [], 0
             for k in range(repeat + 1):  # the first request is a warm-up
@@ -208,7 +212,7 @@ def measure_queries(server: Server, repeat: int) -> dict[str, dict[str, float]]:
                 r.raise_for_status()
                 matches = len(r.json()) if body.strip() else 0
             out[f"QIDO-RS {label}"] = {**latency(times), "matches": matches, "expected": expected}
-    ae = AE(ae_title="BENCHSCU")
+    ae = AE(ae_title=CALLING_AET)
     ae.add_requested_context(StudyFind)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
     assoc = ae.associate(HOST, server.dicom_port, ae_title=AET)
@@ -246,7 +250,7 @@ def ingest_files(studies: int) -> list[Path]:
 
 
 def measure_ingest(server: Server, files: list[Path], associations: int) -> float:
-    args = argparse.Namespace(calling_aet="BENCHSCU", aet=AET, host=HOST, port=server.dicom_port, timeout=600)
+    args = argparse.Namespace(calling_aet=CALLING_AET, aet=AET, host=HOST, port=server.dicom_port, timeout=600)
     row = ingest_run(args, files, associations, [], "growth ingest")
     return float(row.figures["instances_per_s"])
 
@@ -258,7 +262,7 @@ def run_size(size: int, args: argparse.Namespace, files: list[Path]) -> dict[str
     shutil.copytree(source, work / "data")
     result: dict[str, Any] = {"size": size}
     try:
-        with running(work / "data", work / "twinpacs.log") as server:
+        with running(work / "data", work / "twinpacs.log", SiteAccess({CALLING_AET: "store,find"})) as server:
             pid = server.process.pid
             result["rss_start"] = memory_mb(pid)[0]
             if size:

@@ -12,6 +12,9 @@ Phases (each skippable with --skip, each reports "failed: reason" instead of cra
 
     .venv/bin/python bench/run.py --host 127.0.0.1 --port 11112 --aet TWINPACS \
         --dicomweb http://127.0.0.1:8080/dicom-web --dataset bench/out/ds --json out.json
+
+A twinpacs site refuses anonymous DICOMweb requests: give a bearer token of role service
+(--token, or TWINPACS_TOKEN) and admit the calling AE (--allow-ae BENCHSCU=store,find,get,move).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as StudyFind
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts import each other
+from compare import bearer
 
 PHASES = ("ingest", "find", "qido", "get", "move", "wado")
 # DCMTK disables Nagle by default, but say so explicitly: a 40 ms delayed-ACK stall per
@@ -327,7 +333,7 @@ def bench_find(args: argparse.Namespace, data: DataSet, study: Study) -> list[Ro
 
 def bench_qido(args: argparse.Namespace, data: DataSet, study: Study) -> list[Row]:
     rows = []
-    with httpx.Client(timeout=args.timeout) as client:
+    with httpx.Client(timeout=args.timeout, headers=bearer(args.token)) as client:
         for label, params, expected in queries(data, study):
             def one(params: dict[str, str] = params, label: str = label, expected: int = expected) -> Row:
                 times, matches = [], 0
@@ -440,7 +446,7 @@ def bench_move(args: argparse.Namespace, data: DataSet, study: Study) -> list[Ro
 def bench_wado(args: argparse.Namespace, data: DataSet, study: Study) -> list[Row]:
     base = f"{args.dicomweb}/studies/{study.uid}"
     rows = []
-    with httpx.Client(timeout=args.timeout) as client:
+    with httpx.Client(timeout=args.timeout, headers=bearer(args.token)) as client:
         def study_rs() -> Row:
             times, parts, nbytes = [], 0, 0
             accept = list(WADO_ACCEPT)
@@ -529,6 +535,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aet", default="TWINPACS", help="archive (called) AE title")
     p.add_argument("--calling-aet", default="BENCHSCU", help="our AE title")
     p.add_argument("--dicomweb", default="http://127.0.0.1:8080/dicom-web", help="DICOMweb base URL")
+    p.add_argument("--token", default=os.environ.get("TWINPACS_TOKEN") or None,
+                   help="bearer token sent with every DICOMweb request (default: $TWINPACS_TOKEN; none: no header)")
     p.add_argument("--dataset", type=Path, required=True, help="folder of DICOM files (bench/generate.py)")
     p.add_argument("--associations", type=ints, default=[1, 4], help="ingest runs, e.g. 1,4")
     p.add_argument("--repeat", type=int, default=50, help="queries per C-FIND/QIDO measurement")
@@ -560,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     data = scan_dataset(args.dataset)
     study = target_study(data, args.study)
     syntaxes = ", ".join(f"{ts} x{n}" for ts, n in data.syntaxes.items())
-    print(f"target   {args.aet}@{args.host}:{args.port}  {args.dicomweb}")
+    print(f"target   {args.aet}@{args.host}:{args.port}  {args.dicomweb}"
+          f"{'  (bearer token sent)' if args.token else ''}  calling AE {args.calling_aet}")
     print(f"dataset  {len(data.files)} instances, {len(data.studies)} studies, "
           f"{data.nbytes / 1e6:.1f} MB ({syntaxes})")
     print(f"retrieve study {study.uid} ({len(study.files)} instances, {study.nbytes / 1e6:.1f} MB)")

@@ -9,6 +9,7 @@ first frame all come over HTTP), navigating to /viewer/{study}. The time is the 
 (performance.now(), from navigation start) at the first animation frame after the viewport
 reported its first rendered image (data-state="ready"). A warm figure (the same page reloaded,
 the bundle cached by the browser) is printed too. Needs the viewer bundle built (scripts/setup.sh).
+The browser sends a fresh bearer token of role radiologist with every request (compare.SiteAccess).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from pathlib import Path
 
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts import each other
+from compare import SiteAccess
 
 from twinpacs.app import build_site
 from twinpacs.config import load_settings
@@ -71,10 +75,12 @@ def main() -> None:
     if not MANIFEST.is_file():
         sys.exit(f"the viewer bundle is not built ({MANIFEST}): run scripts/setup.sh")
 
+    access = SiteAccess(role="radiologist")  # the viewer's pages are for clinicians, not for a service token
     with tempfile.TemporaryDirectory(prefix="twinpacs-viewer-bench-") as tmp:
         data_dir = Path(tmp) / "site"
         site = build_site(load_settings(overrides={"site": {"data_dir": data_dir, "name": "bench"},
-                                                   "database": {"url": f"sqlite:///{data_dir / 'index.sqlite3'}"}}))
+                                                   "database": {"url": f"sqlite:///{data_dir / 'index.sqlite3'}"},
+                                                   **access.settings()}))
         spec = StudySpec(patient_id="BENCH512", series=1, instances_per_series=args.instances, rows=512, columns=512)
         study = ""
         for ds in make_study(spec):
@@ -89,7 +95,8 @@ def main() -> None:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
                 for _ in range(args.runs):
-                    context = browser.new_context(viewport={"width": 1600, "height": 900})
+                    context = browser.new_context(viewport={"width": 1600, "height": 900},
+                                                  extra_http_headers=access.headers)
                     context.add_init_script(WATCH)
                     page = context.new_page()
                     cold.append(first_image_ms(page, url))

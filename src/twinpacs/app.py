@@ -13,6 +13,7 @@ from .core.ris import Code, Ris
 from .core.ris_sync import RisSync
 from .core.roles import Roles
 from .incident_watch import IncidentWatch
+from .index.access_trail import SqlAccessTrail
 from .index.outbox import SqlOutbox
 from .index.ris import SqlRis
 from .index.ris_sync import SqlRisSync
@@ -37,6 +38,8 @@ class Site:
     index: SqlIndex
     roles: Roles
     ris: Ris
+    # Every access to patient data (issue 9); record() never raises and never waits for a commit.
+    access_trail: SqlAccessTrail
     background: list[BackgroundService] = field(default_factory=list)
     replication: Replication | None = None  # None when no peer is configured
     ris_sync: RisSync | None = None  # orders, RIS patients, corrections to twinpacs peers; None without one
@@ -60,6 +63,7 @@ class Site:
         return self.settings.site.ae_title
 
     def close(self) -> None:
+        self.access_trail.close()  # commits the entries still queued
         self.index.close()
 
 
@@ -77,7 +81,8 @@ def build_site(settings: Settings) -> Site:
     roles = Roles(index, archive, settings.site_name, settings.site.role, [p.name for p in settings.peers])
     ris = Ris(SqlRis(index.db), {local: Code(c.code, c.scheme, c.meaning)
                                  for local, c in settings.ris.procedure_codes.items()}, utcnow)
-    site = Site(settings, archive, index, roles, ris,
+    trail = SqlAccessTrail(index.db, settings.site_name, utcnow)
+    site = Site(settings, archive, index, roles, ris, trail,
                 retrievals=RetrievalLog(settings.incidents.retrieval_latency_ms, utcnow))
     # A STAT order's images already waiting for a peer move to the head of the queue.
     ris.on_order.append(site.outbox.prioritise_order)

@@ -25,8 +25,12 @@ from . import (
     cli_reconcile,
     cli_selftest,
     cli_sync,
+    cli_trail,
+    cli_user,
 )
-from .config import Settings, load_settings, require_to_serve
+from .config import DICOM_RIGHTS, Settings, check_ae_title, load_settings, require_to_serve
+from .cli_remote import use_token
+from .core.accounts import ROLES
 from .errors import ConfigurationError, TwinpacsError
 
 app = typer.Typer(
@@ -37,6 +41,16 @@ app = typer.Typer(
 )
 conflicts_app = typer.Typer(help="Instances received twice with different content.", no_args_is_help=True)
 app.add_typer(conflicts_app, name="conflicts")
+
+
+@app.callback()
+def _remote_token(token: Annotated[Optional[str], typer.Option(
+        "--token", envvar="TWINPACS_TOKEN", show_envvar=True,
+        help="API token sent to the site by the commands that call it over HTTP (sync, failover, notice...); "
+             "from `twinpacs user token NAME`.")] = None) -> None:
+    use_token(token)
+
+
 app.add_typer(cli_sync.app, name="sync")
 app.add_typer(cli_failover.app, name="failover")
 app.add_typer(cli_notice.app, name="notice")
@@ -46,8 +60,10 @@ app.add_typer(cli_db.app, name="db")
 app.add_typer(cli_reconcile.app, name="reconcile")
 app.add_typer(cli_prefetch.app, name="prefetch")
 app.add_typer(cli_incident.app, name="incident")
+app.add_typer(cli_user.app, name="user")
 app.command("migrate")(cli_db.migrate)
 app.command("selftest")(cli_selftest.selftest)
+app.command("audit-trail")(cli_trail.audit_trail)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line for logs and grep, whatever the path lengths
@@ -85,6 +101,34 @@ def _parse_destinations(values: list[str]) -> dict[str, str]:
     return destinations
 
 
+def _parse_allowed_aes(values: list[str]) -> dict[str, dict[str, list[str]]]:
+    """--allow-ae NAME[=store,find,get,move]: no "=" grants every right."""
+    allowed = {}
+    for value in values:
+        name, sep, listed = value.partition("=")
+        rights = [r.strip() for r in listed.split(",") if r.strip()] if sep else list(DICOM_RIGHTS)
+        unknown = [r for r in rights if r not in DICOM_RIGHTS]
+        try:
+            ae = check_ae_title(name)
+        except ValueError as exc:
+            _fail(f"--allow-ae {value!r}: {exc}", 2)
+        if unknown or not rights:
+            _fail(f"--allow-ae {value!r}: expected NAME or NAME=RIGHT,... with rights among {', '.join(DICOM_RIGHTS)}", 2)
+        allowed[ae] = {"rights": rights}
+    return allowed
+
+
+def _parse_api_tokens(values: list[str]) -> list[dict[str, str]]:
+    """--api-token TOKEN=ROLE, named flag-1, flag-2... in the access trail."""
+    tokens = []
+    for number, value in enumerate(values, 1):
+        token, sep, role = value.rpartition("=")
+        if not sep or not token or role not in ROLES:
+            _fail(f"--api-token …={role}: expected TOKEN=ROLE with ROLE one of {', '.join(ROLES)}", 2)
+        tokens.append({"name": f"flag-{number}", "token": token, "role": role})
+    return tokens
+
+
 def _parse_peers(values: list[str]) -> list[dict[str, str]]:
     peers = []
     for value in values:
@@ -111,6 +155,13 @@ def serve(
     move_destination: Annotated[
         Optional[list[str]], typer.Option(help="C-MOVE destination AE=HOST:PORT (repeatable).")
     ] = None,
+    allow_ae: Annotated[
+        Optional[list[str]], typer.Option(help="Admit calling AE NAME with every right, or NAME=store,find,get,move "
+                                               "with those (repeatable); any other AE is rejected.")
+    ] = None,
+    accept_unknown_ae: Annotated[
+        bool, typer.Option("--accept-unknown-ae", help="Let any calling AE store, query and retrieve (logged).")
+    ] = False,
     role: Annotated[Optional[str], typer.Option(help="active or standby (first start only).")] = None,
     peer: Annotated[
         Optional[list[str]], typer.Option(help="twinpacs peer NAME=http://HOST:PORT (repeatable).")
@@ -120,6 +171,10 @@ def serve(
     ] = False,
     database_url: Annotated[
         Optional[str], typer.Option(help="The index database: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB.")
+    ] = None,
+    api_token: Annotated[
+        Optional[list[str]], typer.Option(help="Accept bearer token TOKEN acting as ROLE: TOKEN=ROLE (repeatable; "
+                                               "replaces security.api_tokens of the file).")
     ] = None,
     accept_missing_history: Annotated[
         bool, typer.Option("--accept-missing-history",
@@ -138,7 +193,10 @@ def serve(
         dicom__port=dicom_port, http__port=http_port, hl7__port=hl7_port, dicom__bind=bind, http__bind=bind,
         hl7__bind=bind,
         dicom__move_destinations=_parse_destinations(move_destination or []) or None,
+        dicom__allowed_aes=_parse_allowed_aes(allow_ae or []) or None,
+        dicom__accept_unknown_ae=True if accept_unknown_ae else None,
         peers__=_parse_peers(peer or []) or None, database__url=database_url,
+        security__api_tokens=_parse_api_tokens(api_token or []) or None,
         explicit_empty={"peers": []} if no_peers else None,
     )
     require_to_serve(settings)
@@ -156,11 +214,16 @@ def import_(
 ) -> None:
     """Store DICOM files into the site's archive, with a progress bar and a summary."""
     from .app import build_site
+    from .cli_local import operator
+    from .core.access_trail import AccessEntry
     from .importer import import_files, summary_lines
 
     site = build_site(_settings(config, site__data_dir=data_dir))
     try:
         summary = import_files(site.archive, paths, show_progress=not as_json)
+        site.access_trail.record_now(AccessEntry(operator(), "store", "success", "cli",
+                                                 detail=f"twinpacs import: {dict(summary.counts)}, "
+                                                        f"{len(summary.rejected)} rejected"))
     finally:
         site.close()
     if as_json:
@@ -183,6 +246,8 @@ def find(
 ) -> None:
     """Query the archive's index, with the same matching as C-FIND and QIDO-RS."""
     from .app import build_site
+    from .cli_local import operator
+    from .core.access_trail import AccessEntry
     from .core.model import COMPUTED_KEYS, LEVEL_KEYS
     from .core.query import build_query, parse_level
 
@@ -198,6 +263,9 @@ def find(
     site = build_site(_settings(config, site__data_dir=data_dir))
     try:
         rows = site.archive.find(query)
+        site.access_trail.record_now(AccessEntry(
+            operator(), "query", "success", "cli", pairs.get("PatientID", ""), pairs.get("StudyInstanceUID", ""),
+            f"twinpacs find {parsed_level.value} {' '.join(criteria or [])}: {len(rows)} result(s)"))
     finally:
         site.close()
     if as_json:

@@ -25,6 +25,7 @@ from .audit_clients import (
     site_deep_check,
     site_listing,
 )
+from .cli_remote import auth_headers
 from .core.audit import AuditLevel, AuditReport, Copy, Where, audit, repair_plan
 from .core.audit_presence import TreeSource
 from .errors import TwinpacsError
@@ -57,7 +58,7 @@ def run_audit(
         _usage("--repair copies between twinpacs sites only (--against)")
     self_url = (url or _configured_url(config)).rstrip("/")
     try:
-        with httpx.Client(timeout=_TIMEOUT) as client:
+        with httpx.Client(timeout=_TIMEOUT, headers=auth_headers()) as client:
             code = _run(client, self_url, against, against_qido, against_dimse, repair, deep, as_json)
     except (TwinpacsError, httpx.HTTPError) as exc:
         err.print(f"[red]audit could not be completed:[/red] {getattr(exc, 'message', exc)}", highlight=False)

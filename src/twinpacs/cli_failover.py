@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli_remote import ConfigOption, JsonOption, UrlOption, call, operator_name, site_url
+from .cli_remote import ConfigOption, JsonOption, UrlOption, auth_headers, call, operator_name, site_url
 
 app = typer.Typer(help="Planned switch of the active site, guarded by the sync gate.", no_args_is_help=True)
 out = Console()
@@ -87,7 +87,7 @@ def _show_progress(base: str, target: str, done: threading.Event) -> None:
     """Poll the sync status while the site drains its queue."""
     while not done.wait(1.0):
         try:
-            status = httpx.get(f"{base}/api/sync", timeout=5).json()
+            status = httpx.get(f"{base}/api/sync", timeout=5, headers=auth_headers()).json()
         except (httpx.HTTPError, ValueError):
             continue
         for peer in status.get("peers", []):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .config import Settings, load_settings
+from .core.principal import Principal
 from .errors import NotFound
 from .index.sql import SqlIndex
 
@@ -24,3 +26,8 @@ def existing_index(config: Path | None, data_dir: Path | None) -> Iterator[tuple
         yield settings, index
     finally:
         index.close()
+
+
+def operator() -> Principal:
+    """Who runs a local command, as the access trail names them: the OS user."""
+    return Principal(getpass.getuser(), "operator", "local")

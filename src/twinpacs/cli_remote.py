@@ -16,6 +16,18 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 err = Console(stderr=True, soft_wrap=True)
 
+_token: str | None = None  # from `twinpacs --token` or TWINPACS_TOKEN (cli.py), for this process
+
+
+def use_token(token: str | None) -> None:
+    global _token
+    _token = token.strip() if token else None
+
+
+def auth_headers() -> dict[str, str]:
+    """Authorization for a site's API, when a token was given."""
+    return {"Authorization": f"Bearer {_token}"} if _token else {}
+
 
 def site_url(url: str | None, config: Path | None) -> str:
     if url:
@@ -32,7 +44,8 @@ def site_url(url: str | None, config: Path | None) -> str:
 def call(method: str, url: str, timeout: float = 30.0, **kwargs: Any) -> Any:
     """One request to a site; a clear message and exit code 1 instead of a traceback."""
     try:
-        response = httpx.request(method, url, timeout=timeout, **kwargs)
+        headers = {**auth_headers(), **kwargs.pop("headers", {})}
+        response = httpx.request(method, url, timeout=timeout, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         err.print(f"[red]error:[/red] cannot reach {url}: {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -42,6 +55,8 @@ def call(method: str, url: str, timeout: float = 30.0, **kwargs: Any) -> Any:
         body = {"error": response.text[:500], "status": response.status_code}
     if response.status_code >= 400:
         message = body.get("error", body) if isinstance(body, dict) else body
+        if response.status_code == 401:
+            message = f"{message} (give a token: --token TOKEN or TWINPACS_TOKEN, from `twinpacs user token NAME`)"
         err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     return body

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli_remote import ConfigOption, JsonOption, err, site_url
+from .cli_remote import ConfigOption, JsonOption, auth_headers, err, site_url
 from .errors import TwinpacsError
 from .selftest import FAILED, OK, SLOWER, Report, SelfTest, Step
 
@@ -34,7 +34,7 @@ def selftest(
         err.print("[red]error:[/red] give the site's address with --url URL (or its --config FILE)")
         raise typer.Exit(2)
     try:
-        report = SelfTest(site_url(url, config), replication_timeout=timeout).run()
+        report = SelfTest(site_url(url, config), replication_timeout=timeout, headers=auth_headers()).run()
     except TwinpacsError as exc:  # e.g. an unreadable --config
         err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -11,11 +11,21 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -26,6 +36,7 @@ from pydantic_settings import (
 )
 
 from .config_source import env_var_for, flatten_raw, key_lines, line_of, provenance
+from .core.accounts import Role
 from .errors import ConfigurationError
 
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE VR: no backslash, ≤16
@@ -56,6 +67,40 @@ class SiteSettings(_Section):
         return check_ae_title(v)
 
 
+DicomRight = Literal["store", "find", "get", "move"]
+DICOM_RIGHTS: tuple[DicomRight, ...] = ("store", "find", "get", "move")
+
+
+class AllowedAe(_Section):
+    """What one calling AE may do at the DICOM door; C-ECHO is open to every admitted AE."""
+
+    rights: list[DicomRight] = Field(
+        default_factory=lambda: list(DICOM_RIGHTS),
+        description="Services this AE may use: store (C-STORE, Storage Commitment), find (C-FIND, worklist), "
+        "get (C-GET), move (C-MOVE).",
+    )
+    host: str = Field("", description="IP address its associations must come from; empty: any address.")
+    move_to: list[str] = Field(
+        default_factory=list,
+        description="C-MOVE destinations (AE titles of move_destinations) it may move to; empty: any of them.",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if v.strip():
+            try:
+                return str(ip_address(v.strip()))
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IP address") from None
+        return ""
+
+    @field_validator("move_to")
+    @classmethod
+    def _move_to(cls, v: list[str]) -> list[str]:
+        return [check_ae_title(ae) for ae in v]
+
+
 class DicomSettings(_Section):
     bind: str = Field("127.0.0.1", description="Address the DICOM listener binds to.")
     port: int = Field(11112, ge=0, le=65535, description="DICOM (DIMSE) port; 0 picks a free one.")
@@ -64,6 +109,20 @@ class DicomSettings(_Section):
         description="C-MOVE destinations: AE title = \"host:port\". A move to any other AE is refused.",
     )
     max_associations: int = Field(32, ge=1, description="Concurrent DICOM associations accepted.")
+    accept_unknown_ae: bool = Field(
+        False, description="Let any calling AE store, query and retrieve (logged as a warning at every start); "
+        "AEs listed in allowed_aes keep their own limits.",
+    )
+    allowed_aes: dict[str, AllowedAe] = Field(
+        default_factory=dict,
+        description="Calling AE titles admitted, each with its rights; any other AE is rejected at association.",
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of this site: set with tls_key_file, the DICOM port is TLS only.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_ca_file: Path | None = Field(None, description="PEM file of the CAs whose client certificates are trusted.")
+    tls_require_client_cert: bool = Field(
+        False, description="Refuse a TLS connection without a client certificate issued by tls_ca_file.")
 
     @field_validator("move_destinations")
     @classmethod
@@ -73,10 +132,43 @@ class DicomSettings(_Section):
             parse_host_port(address)
         return {check_ae_title(ae): address for ae, address in v.items()}
 
+    @field_validator("allowed_aes")
+    @classmethod
+    def _allowed(cls, v: dict[str, AllowedAe]) -> dict[str, AllowedAe]:
+        return {check_ae_title(ae): rights for ae, rights in v.items()}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DicomSettings:
+        for ae, allowed in self.allowed_aes.items():
+            unknown = [d for d in allowed.move_to if d not in self.move_destinations]
+            if unknown:
+                raise ValueError(f"allowed_aes.{ae}.move_to names {', '.join(unknown)}, not in move_destinations "
+                                 f"({', '.join(self.move_destinations) or 'none configured'})")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        if self.tls_cert_file is None and (self.tls_ca_file or self.tls_require_client_cert):
+            raise ValueError("tls_ca_file and tls_require_client_cert need tls_cert_file and tls_key_file")
+        if self.tls_require_client_cert and self.tls_ca_file is None:
+            raise ValueError("tls_require_client_cert needs tls_ca_file (the CAs that issue client certificates)")
+        return self
+
 
 class HttpSettings(_Section):
     bind: str = Field("127.0.0.1", description="Address the HTTP server (DICOMweb, API) binds to.")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of the HTTP server; with tls_key_file the site serves HTTPS only.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both for HTTPS, or neither")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert_file else "http"
 
 
 class DatabaseSettings(_Section):
@@ -103,6 +195,10 @@ class PeerSettings(_Section):
     port: int = Field(0, ge=0, le=65535, description="DIMSE peers: port.")
     storage_commitment: bool = Field(
         False, description="DIMSE peers: confirm through Storage Commitment (else objects stay 'sent, not verified')."
+    )
+    token: SecretStr = Field(
+        SecretStr(""), description="twinpacs peers: the API token this site sends to the peer (Authorization: "
+        "Bearer); the peer lists it in its security.api_tokens with role service.",
     )
 
     @field_validator("ae_title")
@@ -163,12 +259,77 @@ class IncidentSettings(_Section):
     watch_interval_s: float = Field(5.0, gt=0, description="How often the archive's events are checked.")
 
 
+class ApiToken(_Section):
+    name: str = Field(description="Who uses the token (a peer site, a viewer, a script); shown in the access trail.")
+    token: SecretStr = Field(description="The token itself, at least 32 characters (e.g. from `openssl rand -hex 32`).")
+    role: Role = Field(description="The role its requests act in: radiologist, radiographer, administrator or service.")
+
+    @field_validator("token")
+    @classmethod
+    def _long(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 32:
+            raise ValueError("an API token needs at least 32 characters")
+        return v
+
+
 class SecuritySettings(_Section):
     """Who may use the HTTP door (issue 9): accounts, roles, tokens, sessions."""
+
+    anonymous_role: Literal["", Role] = Field(
+        "", description="Role given to a request without a session or token; empty (the default) refuses them "
+        "(401, or the login page). Any other value opens the door and is logged as a WARNING at every start.",
+    )
+    api_tokens: list[ApiToken] = Field(
+        default_factory=list, description="Bearer tokens accepted besides those of `twinpacs user token`: "
+        "name, token, role (peer sites use role service).",
+    )
+    session_hours: float = Field(
+        10.0, gt=0, le=24 * 7, description="A login session ends this long after the login (sign in again).")
+    login_attempts_per_minute: int = Field(
+        10, ge=1, description="Login attempts allowed per client address and per user name in a minute; "
+        "more are refused with 429 and Retry-After.",
+    )
+    cookie_secure: bool = Field(
+        False, description="Mark the session cookie Secure even on plain http (a TLS proxy in front); "
+        "it is always Secure when this site serves HTTPS itself.",
+    )
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        names = [t.name for t in tokens]
+        if len(set(names)) != len(names):
+            raise ValueError(f"api token names must be unique: {', '.join(names)}")
+        return tokens
 
 
 class LimitSettings(_Section):
     """Bounds on what one request may ask of a site (issue 9): sizes, result counts, time."""
+
+    dicom_max_pdu_bytes: int = Field(
+        4 * 1024 * 1024, ge=4096, le=2**32 - 1,
+        description="Largest PDU this site receives: offered in A-ASSOCIATE (Maximum Length); a peer's PDU "
+        "announcing more is refused with an A-ABORT before anything is allocated.",
+    )
+    max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1024,
+        description="Largest STOW-RS request body; a larger one is refused (413) as soon as it passes the limit, "
+        "nothing stored.",
+    )
+    max_query_results: int = Field(
+        1000, ge=1,
+        description="Most matches one QIDO-RS response or C-FIND returns (also QIDO's default and largest limit); "
+        "QIDO pages with limit/offset and warns when truncated, C-FIND ends with status 0xA700.",
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0,
+        description="Seconds a peer may stay silent mid-request (HTTP keep-alive and header reads, DIMSE "
+        "network/ACSE/DIMSE reads, an unfinished HL7 message) before the connection is closed.",
+    )
+    hl7_max_message_bytes: int = Field(
+        1024 * 1024, ge=1024,
+        description="Largest HL7 v2 message over MLLP; a larger one is refused (AR) and the connection closed.",
+    )
 
 
 _HL7_LOCATION = re.compile(r"^[A-Z][A-Z0-9]{2}-\d+(\.\d+){0,2}$")  # OBR-18, ORC-7.6, PID-3.4.1
@@ -243,6 +404,7 @@ class PrefetchSourceSettings(_Section):
         "move", description="dimse: C-MOVE to this site's AE title (the source must know its address) or C-GET."
     )
     dicomweb_url: str = Field("", description="dicomweb: base URL, e.g. http://127.0.0.1:8081/dicom-web.")
+    token: SecretStr = Field(SecretStr(""), description="dicomweb: bearer token sent to the source, if it asks for one.")
 
     @field_validator("ae_title")
     @classmethod

@@ -15,10 +15,11 @@ from .pair import PairSite
 STATION = "CT1"
 
 
-def send_sample_orders(site: PairSite) -> dict[str, str]:
-    """Send the two orders; the loaded study's UID and the new order's accession number."""
+def send_sample_orders(site: PairSite, headers: dict[str, str]) -> dict[str, str]:
+    """Send the two orders; the loaded study's UID and the new order's accession number.
+    `headers`: the Authorization the site's QIDO-RS wants."""
     (study,) = httpx.get(f"{site.url}/dicom-web/studies", params={"limit": 1, "includefield": "PatientName"},
-                         timeout=30).json()
+                         headers=headers, timeout=30).json()
     patient_id, name = _text(study, "00100020"), study.get("00100010", {}).get("Value", [{}])[0].get("Alphabetic", "")
     uid, accession = _text(study, "0020000D"), _text(study, "00080050")
     soon = (datetime.now() + timedelta(minutes=45)).strftime("%Y%m%d%H%M00")

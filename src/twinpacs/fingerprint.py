@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import masked
+from .core.access_trail import AccessEntry
 from .core.archive import utcnow
+from .core.principal import Principal
 from .errors import ConfigurationError
 from .index.config_starts import ConfigStart, SqlConfigStarts
 
@@ -224,6 +226,7 @@ def record_start(site: Site, accept_missing_history: bool = False,
     else:
         announce(site, changes, previous, start)
         _draft_incident(site, changes, previous, start)
+        _trail(site, changes, previous, start)
     return StartRecord(start, previous, changes)
 
 
@@ -254,6 +257,14 @@ def _draft_incident(site: Site, changes: ConfigDiff, previous: ConfigStart, star
         draft_config_change(site, [c.as_dict() for c in changes.settings], start.id, previous.id)
     except Exception as exc:  # as with the notice: the log lines stand, the start goes on
         log.error("could not draft the configuration-change incident: %s", exc)
+
+
+def _trail(site: Site, changes: ConfigDiff, previous: ConfigStart, start: ConfigStart) -> None:
+    """One access trail entry per changed start, by the OS user who started it (rare: committed at once)."""
+    keys = [c.key for c in changes.settings] + [f"environment {c.key}" for c in changes.environment]
+    site.access_trail.record_now(AccessEntry(
+        Principal(getpass.getuser(), "operator", "local"), "configuration", "success", "cli",
+        detail=f"start #{start.id} differs from start #{previous.id}: {', '.join(keys)}"))
 
 
 def _operator_log(site: Site, action: str, reason: str) -> None:

@@ -17,6 +17,7 @@ from pynetdicom import AE, build_context, evt
 from pynetdicom.association import Association
 
 from .config import PeerSettings
+from .core.accounts import bearer
 from .core.replication import CONFIRMED, PENDING, UNVERIFIED, Outgoing, Verdict
 from .dimse.reports import CommitmentReports
 from .dimse.scu import MAX_CONTEXTS, associate, storage_contexts
@@ -44,7 +45,8 @@ class TwinpacsPeer:
         self._hashes_url = f"{peer.base_url}/api/replication/hashes"
         # The peer stores what comes with this header as replicated from us, so it does not
         # queue it back here and accepts it even on standby.
-        self._http = httpx.Client(timeout=timeout, headers={ORIGIN_HEADER: site_name})
+        self._http = httpx.Client(timeout=timeout,
+                                  headers={ORIGIN_HEADER: site_name, **bearer(peer.token.get_secret_value())})
 
     def deliver(self, objects: Sequence[Outgoing]) -> dict[str, Verdict]:
         todo = list(objects)

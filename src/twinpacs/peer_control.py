@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from .config import PeerSettings
+from .core.accounts import bearer
 from .errors import TwinpacsError
 
 
@@ -23,7 +24,8 @@ class HttpPeerControl:
             raise TwinpacsError(f"{peer} is not a twinpacs site: its role cannot be switched from here")
         url = f"{settings.base_url}/api/roles"
         try:
-            response = httpx.post(url, json={"role": role, "active_site": active_site}, timeout=self.timeout_s)
+            response = httpx.post(url, json={"role": role, "active_site": active_site}, timeout=self.timeout_s,
+                                  headers=bearer(settings.token.get_secret_value()))
         except httpx.HTTPError as exc:
             raise PeerUnreachable(f"cannot reach {peer} at {url}: {exc}") from None
         if response.status_code != 200:

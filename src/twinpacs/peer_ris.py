@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import httpx
 
 from .config import PeerSettings
+from .core.accounts import bearer
 from .core.ris_sync import APPLIED, HELD, KEPT, RisChange
 from .peer import ORIGIN_HEADER
 
@@ -17,7 +18,8 @@ class HttpRisPeer:
     def __init__(self, peer: PeerSettings, site_name: str, timeout: float = 30.0) -> None:
         self.name = peer.name
         self._url = f"{peer.base_url}/api/replication/ris"
-        self._http = httpx.Client(timeout=timeout, headers={ORIGIN_HEADER: site_name})
+        self._http = httpx.Client(timeout=timeout,
+                                  headers={ORIGIN_HEADER: site_name, **bearer(peer.token.get_secret_value())})
 
     def send(self, changes: Sequence[RisChange]) -> str:
         try:

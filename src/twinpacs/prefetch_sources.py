@@ -22,6 +22,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser
 
 from .config import PrefetchSourceSettings
+from .core.accounts import bearer
 from .core.archive import Archive
 from .core.prefetch import Candidate
 from .dimse.scu import MAX_CONTEXTS, associate, identifier
@@ -225,7 +226,7 @@ class DicomwebSource:
         self.name = source.name
         self.base = source.dicomweb_url.rstrip("/")
         self.archive = archive
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, headers=bearer(source.token.get_secret_value()))
 
     def find(self, patient_id: str, series_details: bool) -> list[Candidate]:
         found = [candidate(self.name, ds) for ds in self._qido(

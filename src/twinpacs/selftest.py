@@ -117,7 +117,7 @@ def marked_study(seed: int | None = None, today: dt.date | None = None) -> list[
 
 class SelfTest:
     def __init__(self, url: str, replication_timeout: float = 30.0, timeout: float = 30.0,
-                 objects: list[MarkedObject] | None = None) -> None:
+                 objects: list[MarkedObject] | None = None, headers: dict[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.host = urlsplit(self.url).hostname or "127.0.0.1"
         self.replication_timeout = replication_timeout
@@ -130,7 +130,7 @@ class SelfTest:
         self.by_stow = [o for o in self.objects if o.series != first]
         self.expected = {o.sop_instance: o.content_hash for o in self.objects}
         self.info: dict[str, Any] = {}
-        self.http = httpx.Client(timeout=timeout)
+        self.http = httpx.Client(timeout=timeout, headers=headers)  # headers: the Authorization, if any
         self.report = Report(self.url, self.study)
         self._previous: dict[str, float] = {}
         self.sent = False  # set before the first object leaves: from then on, cleanup is due

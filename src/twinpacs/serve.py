@@ -16,6 +16,7 @@ import uvicorn
 from .app import Site, build_site
 from .config import Settings
 from .dimse.server import start_dimse
+from .errors import ConfigurationError
 from .fingerprint import record_start
 from .hl7 import Hl7Listener, start_hl7
 from .index.health import check_database
@@ -34,6 +35,7 @@ class _HttpServer(uvicorn.Server):
 
 
 def run_site(settings: Settings, accept_missing_history: bool = False) -> None:
+    check_tls(settings)
     site = build_site(settings)
     try:
         asyncio.run(_serve(site, accept_missing_history))
@@ -50,8 +52,27 @@ def report_database(site: Site) -> None:
                     "database check %s: %s (run `twinpacs db check` for all checks)", finding.check, finding.detail)
 
 
+def check_tls(settings: Settings) -> None:
+    """A certificate or key that cannot be read stops the start with its name, not a traceback."""
+    for key in ("tls_cert_file", "tls_key_file"):
+        path = getattr(settings.http, key)
+        if path is not None and not path.is_file():
+            raise ConfigurationError(f"http.{key}: {path} is not a readable file")
+
+
+def warn_open_doors(settings: Settings) -> None:
+    """Said at every start, not once: an open door must not become the forgotten normal."""
+    if settings.security.anonymous_role:
+        log.warning("security.anonymous_role is %r: anyone reaching the HTTP port acts as %s without signing in",
+                    settings.security.anonymous_role, settings.security.anonymous_role)
+    if not settings.http.tls_cert_file and settings.http.bind not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("HTTP on %s without TLS: passwords, tokens and images cross the network in clear; "
+                    "set http.tls_cert_file and http.tls_key_file", settings.http.bind)
+
+
 async def _serve(site: Site, accept_missing_history: bool = False) -> None:
     settings = site.settings
+    warn_open_doors(settings)
     # Before the listeners: a start whose history is missing must not accept a single object.
     start = record_start(site, accept_missing_history)
     report_database(site)
@@ -68,6 +89,7 @@ async def _serve(site: Site, accept_missing_history: bool = False) -> None:
         config = uvicorn.Config(
             app, host=settings.http.bind, port=settings.http.port,
             log_level="warning", access_log=False, lifespan="on",
+            ssl_certfile=settings.http.tls_cert_file, ssl_keyfile=settings.http.tls_key_file,
         )
         server = _HttpServer(config)
         loop = asyncio.get_running_loop()
@@ -79,9 +101,9 @@ async def _serve(site: Site, accept_missing_history: bool = False) -> None:
         if server.started:
             http_port = server.servers[0].sockets[0].getsockname()[1]
             log.info(
-                "twinpacs ready: site %s (%s), AE %s, DICOM %s:%d, HTTP http://%s:%d, data %s%s",
+                "twinpacs ready: site %s (%s), AE %s, DICOM %s:%d, HTTP %s://%s:%d, data %s%s",
                 site.name, site.roles.role, site.ae_title, settings.dicom.bind, dimse.port,
-                settings.http.bind, http_port, settings.site.data_dir,
+                settings.http.scheme, settings.http.bind, http_port, settings.site.data_dir,
                 f", HL7 {settings.hl7.bind}:{hl7.port}" if hl7 else "",
             )
         await task

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import ipaddress
 import os
 import socket
 import subprocess
@@ -14,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydicom.uid import (
     UID,
     ComputedRadiographyImageStorage,
@@ -191,3 +197,66 @@ def store_files(server: DimseServer, files: list[Path]) -> None:
     """Put files straight into the archive (the C-STORE path has its own tests)."""
     for path in files:
         server.site.archive.store(path.read_bytes(), source="TEST")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pki:
+    """PEM files made at test time: a CA, a server certificate for 127.0.0.1/localhost and a
+    client certificate it issued, and a self-signed "rogue" certificate from no CA."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    rogue_cert: Path
+    rogue_key: Path
+
+
+def make_pki(folder: Path) -> Pki:
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def issue(name: str, issuer: tuple[x509.Certificate, rsa.RSAPrivateKey] | None, usage: list[x509.ObjectIdentifier],
+              ca: bool = False) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        issuer_cert, issuer_key = issuer if issuer else (None, key)
+        builder = (x509.CertificateBuilder().subject_name(subject)
+                   .issuer_name(issuer_cert.subject if issuer_cert else subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                                  critical=False))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
+                critical=True)
+        else:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False).add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                             x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256()), key
+
+    def write(name: str, pair: tuple[x509.Certificate, rsa.RSAPrivateKey]) -> tuple[Path, Path]:
+        cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+        cert.write_bytes(pair[0].public_bytes(serialization.Encoding.PEM))
+        key.write_bytes(pair[1].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        return cert, key
+
+    authority = issue("twinpacs test CA", None, [], ca=True)
+    ca, _ = write("ca", authority)
+    server = write("server", issue("twinpacs test server", authority, [ExtendedKeyUsageOID.SERVER_AUTH]))
+    client = write("client", issue("twinpacs test client", authority, [ExtendedKeyUsageOID.CLIENT_AUTH]))
+    both = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+    rogue = write("rogue", issue("rogue", None, both))
+    return Pki(ca, *server, *client, *rogue)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from twinpacs.config import LimitSettings
 from twinpacs.errors import ConfigurationError
-from twinpacs.hl7.listener import MAX_MESSAGE
 from tests.hl7.conftest import PID, Door, LoopThread, StartDoor, err, message, msa, nw
 
 A01 = message("ADT^A01", "G1", PID)
+MAX_MESSAGE = LimitSettings().hl7_max_message_bytes
 
 
 def test_one_connection_many_messages_with_a_failure_between(door: Door) -> None:

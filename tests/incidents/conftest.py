@@ -57,7 +57,9 @@ class Sites:
         overrides = {"site": {"data_dir": self.root / name, "name": name, "ae_title": name},
                      "database": {"url": backend_url(self.root / name)}, "dicom": {"port": 0},
                      "peers": peers or [], "incidents": {**QUIET, "sync_gap_s": 0, **(incidents or {})},
-                     "replication": {"retry_initial_s": 0.05, "retry_max_s": 0.1, **(replication or {})}, **more}
+                     "replication": {"retry_initial_s": 0.05, "retry_max_s": 0.1, **(replication or {})},
+                     # environment=False: the HTTP door is opened here as tests/conftest.py opens it for others
+                     "security": {"anonymous_role": "administrator"}, **more}
         site = build_site(load_settings(overrides=overrides, environment=False))
         self.built.append(site)
         return site

@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["user", "token", "ae", "anonymous", "local"]
+# "application": an HL7 sending application (MSH-3^MSH-4)
+Kind = Literal["user", "token", "ae", "anonymous", "local", "application"]
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str  # user name, service account name, calling AE title, or "anonymous"
-    role: str  # radiologist | radiographer | administrator | service | dicom | anonymous | operator
+    role: str  # radiologist | radiographer | administrator | service | dicom | anonymous | operator | hl7
     kind: Kind
     address: str = ""  # the peer's IP address ("" for a local command)
 

@@ -4,6 +4,7 @@ C-ECHO needs nothing beyond pynetdicom's default handler."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,12 +18,14 @@ from ..core.archive import Archive, StoreStatus
 from ..core.model import Level
 from ..core.query import build_query, parse_level
 from ..errors import UnknownQueryLevel
-from .status import CANCEL, PENDING, SUCCESS, WARNING_COERCION, failure, status
+from .status import CANCEL, OUT_OF_RESOURCES, PENDING, SUCCESS, WARNING_COERCION, failure, status
 from .uids import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 )
+
+log = logging.getLogger(__name__)
 
 # Elements of an identifier that steer the query rather than ask for an attribute.
 _CONTROL_KEYWORDS = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
@@ -49,7 +52,11 @@ def handle_store(event: Event, archive: Archive) -> Dataset | int:
 
 
 def handle_find(event: Event, archive: Archive, ae_title: str,
-                worklist: Callable[[Event], FindResponses] | None = None) -> FindResponses:
+                worklist: Callable[[Event], FindResponses] | None = None,
+                max_results: int | None = None) -> FindResponses:
+    """Pending responses for the matches, then Success; past `max_results` matches the
+    search ends with Refused: Out of Resources (0xA700) and a comment instead, so that a
+    peer never mistakes a cut-off list for a complete one."""
     if worklist is not None and event.request.AffectedSOPClassUID == ModalityWorklistInformationFind:
         yield from worklist(event)
         return
@@ -58,11 +65,17 @@ def handle_find(event: Event, archive: Archive, ae_title: str,
         level = query_level(identifier, str(event.request.AffectedSOPClassUID))
         requested = [e for e in identifier if e.keyword not in _CONTROL_KEYWORDS and e.tag.group > 0x0002]
         criteria = {e.keyword: text(e) for e in requested if e.keyword}
-        rows = archive.find(build_query(level, criteria, tuple(criteria)))
+        limit = None if max_results is None else max_results + 1  # one more tells there are more
+        rows = archive.find(build_query(level, criteria, tuple(criteria), limit))
     except Exception as exc:
         yield failure(exc, "C-FIND"), None
         return
-    for row in rows:
+    for count, row in enumerate(rows):
+        if count == max_results:
+            log.info("C-FIND from %s stopped after %d matches (limits.max_query_results)",
+                     event.assoc.requestor.ae_title, max_results)
+            yield status(OUT_OF_RESOURCES, f"more than {max_results} matches; narrow the query"), None
+            return
         if event.is_cancelled:
             yield CANCEL, None
             return

@@ -31,10 +31,12 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from ..app import Site
 from ..core.reconcile import local_zone
+from .access import DicomAccess
 from .commitment import StorageCommitment
 from .handlers import ModalityWorklistInformationFind, handle_find, handle_store
 from .retrieve import handle_get, handle_move
-from .transport import CONNECTION_HANDLERS, enable_stored_file_sending, install_fast_context_copy
+from .tls import TlsAssociationServer, server_context
+from .transport import CONNECTION_HANDLERS, apply_limits, enable_stored_file_sending, install_fast_context_copy
 from .uids import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -144,6 +146,7 @@ def prefer_requested_syntaxes(event: Event) -> None:
 def build_ae(site: Site) -> AE:
     ae = AE(ae_title=site.ae_title)
     ae.maximum_associations = site.settings.dicom.max_associations
+    apply_limits(ae, site.settings.limits)
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         # Both roles: C-STORE SCP for senders, C-STORE SCU inside C-GET (role selection).
@@ -157,10 +160,13 @@ def build_ae(site: Site) -> AE:
 
 
 def start_dimse(site: Site) -> DimseServer:
-    """Start listening on dicom.bind:dicom.port without blocking."""
+    """Start listening on dicom.bind:dicom.port without blocking; TLS only when dicom.tls_* say so."""
+    settings = site.settings.dicom
+    ssl_context = server_context(settings)  # first: an unreadable certificate stops the start here
     enable_stored_file_sending()
     install_fast_context_copy()
-    settings = site.settings.dicom
+    access = DicomAccess(site.settings, site.access_trail)
+    access.announce()
     ae = build_ae(site)
     replication = site.settings.replication
     waits = replication.commitment_waits_for_peer and site.replication is not None
@@ -169,22 +175,25 @@ def start_dimse(site: Site) -> DimseServer:
     worklist = Worklist(site.ris, local_zone(site.settings.hl7.timezone))
     handlers: list[Any] = [
         *CONNECTION_HANDLERS,
+        *access.handlers,  # first: an AE not admitted is rejected before anything else runs
         (evt.EVT_REQUESTED, prefer_requested_syntaxes),
-        (evt.EVT_C_STORE, handle_store, [site.archive]),
-        (evt.EVT_C_FIND, handle_find, [site.archive, site.ae_title, worklist.handle_find]),
-        (evt.EVT_C_GET, handle_get, [site.archive]),
-        (evt.EVT_C_MOVE, handle_move, [site.archive, settings.move_destinations]),
+        (evt.EVT_C_STORE, access.store(handle_store), [site.archive]),
+        (evt.EVT_C_FIND, access.find(handle_find), [site.archive, site.ae_title, worklist.handle_find,
+                                                    site.settings.limits.max_query_results]),
+        (evt.EVT_C_GET, access.get(handle_get), [site.archive]),
+        (evt.EVT_C_MOVE, access.move(handle_move), [site.archive, settings.move_destinations]),
         *commitment.handlers,
     ]
     if site.commitment_reports is not None:  # reports our DIMSE peers send on a new association
         handlers.append((evt.EVT_N_EVENT_REPORT, site.commitment_reports.on_report))
     # AE.start_server(block=False) would do, but polls for shutdown every 0.5 s; the same
     # steps with a shorter poll interval make shutdown() prompt.
-    server = ae.make_server((settings.bind, settings.port), evt_handlers=handlers,
-                           server_class=ThreadedAssociationServer)
+    server = ae.make_server((settings.bind, settings.port), evt_handlers=handlers, ssl_context=ssl_context,
+                           server_class=TlsAssociationServer if ssl_context else ThreadedAssociationServer)
     ae._servers.append(server)  # as start_server does: server.shutdown() removes it
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": _POLL_INTERVAL},
                      name=f"dimse-{site.ae_title}", daemon=True).start()
     dimse = DimseServer(site, ae, server, commitment)
-    log.info("DICOM %s listening on %s:%d", site.ae_title, settings.bind, dimse.port)
+    log.info("DICOM %s listening on %s:%d%s", site.ae_title, settings.bind, dimse.port,
+             " (TLS only)" if ssl_context else "")
     return dimse

@@ -7,6 +7,7 @@ TCP connection exists and before the first PDU is sent: the one hook that sees e
 from __future__ import annotations
 
 import io
+import logging
 import socket
 import struct
 import time
@@ -16,15 +17,19 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import _config, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext
+from pynetdicom.transport import AssociationSocket
 
+from ..config import LimitSettings
 from ..core.model import StoredInstance
 from . import fast_messages
 
+log = logging.getLogger(__name__)
 
 class StoredFile(Dataset):
     """A stored Part 10 file to send as it is, yielded where pynetdicom wants a Dataset.
@@ -62,12 +67,20 @@ def _offset(head: bytes) -> int | None:
     return 144 + int(struct.unpack("<I", head[140:144])[0])
 
 
-RECEIVE_PDU_SIZE = 4 * 1024 * 1024
+# A-ASSOCIATE-RQ/AC and other non-data PDUs are checked against this floor when the PDU limit
+# is lower: 128 presentation contexts with 10 transfer syntaxes each make ~40 kB.
+CONTROL_PDU_MAX = 1 << 20
+_PDU_TYPES = range(0x01, 0x08)
+P_DATA_TF = 0x04
 
 
-def _config_default_pdu() -> int:
-    from pynetdicom._globals import DEFAULT_MAX_LENGTH
-    return DEFAULT_MAX_LENGTH
+def apply_limits(ae: AE, limits: LimitSettings) -> None:
+    """limits.* of the DIMSE door. The receive PDU size is offered in every A-ASSOCIATE and
+    enforced on every connection by `on_connection_open`: a large one lets pynetdicom's
+    reactor, which handles one PDU per loop and sleeps 1 ms when idle, take an image in one
+    PDU rather than dozens. A peer silent for request_timeout_s loses its association."""
+    ae.maximum_pdu_size = limits.dicom_max_pdu_bytes
+    ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = limits.request_timeout_s
 
 
 def enable_stored_file_sending() -> None:
@@ -83,12 +96,109 @@ def on_connection_open(event: Event) -> None:
         # pynetdicom leaves Nagle on: each small PDU (C-FIND responses, C-STORE acks)
         # would otherwise wait up to 40 ms for the peer's delayed ACK.
         sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if event.assoc.is_acceptor and event.assoc.acceptor.maximum_length == _config_default_pdu():
-        # Offer a large receive PDU: pynetdicom's reactor handles one PDU per loop and sleeps
-        # 1 ms when idle, so a 132 kB image in 16 kB PDUs takes ~9 loops; in one PDU, one.
-        event.assoc.acceptor.maximum_length = RECEIVE_PDU_SIZE
+    local = event.assoc.acceptor if event.assoc.is_acceptor else event.assoc.requestor
+    if local.maximum_length:  # 0: no limit offered, none enforced
+        limit_pdu_size(event.assoc.dul, local.maximum_length, event.assoc.is_acceptor)
+    abort_on_undecodable_messages(event.assoc)
     fast_messages.install(event.assoc.dimse)
     _send_stored_files(event.assoc)
+
+
+def limit_pdu_size(dul: DULServiceProvider, limit: int, acceptor: bool) -> None:
+    """Make this connection refuse a PDU whose header announces more than `limit` bytes (more
+    than CONTROL_PDU_MAX for a non-data PDU), and any PDU that does not decode."""
+    dul._read_pdu_data = _GuardedReader(dul, limit, acceptor)  # type: ignore[method-assign]
+
+
+class _GuardedReader:
+    """pynetdicom 3.0.4's DUL._read_pdu_data, set on one DUL instance, with three changes:
+
+    - a PDU announcing more than the limit is an invalid PDU (the state machine answers with an
+      A-ABORT, PS3.8 9.2 AA-1/AA-8) before any of it is read; pynetdicom would read whatever a
+      header announces, up to 4 GiB, into memory;
+    - after that refusal nothing more is read: the next read ends the connection, where
+      pynetdicom would decode the rest of the peer's bytes as PDUs, six at a time;
+    - a connection that ends before its A-ASSOCIATE-RQ releases its association at once:
+      pynetdicom's acceptor would wait acse_timeout for the request, holding one of
+      dicom.max_associations, so a few junk connections could lock the DICOM door."""
+
+    def __init__(self, dul: DULServiceProvider, limit: int, acceptor: bool) -> None:
+        self.dul = dul
+        self.limit = limit
+        self.refused = False
+        self.waiting_for_request = acceptor
+
+    def __call__(self) -> None:
+        sock = self.dul.socket
+        assert sock is not None
+        if self.refused:
+            self._closed()
+            return
+        try:
+            header = sock.recv(6)
+            if len(header) < 6:
+                self._closed()
+                return
+            pdu_type, _, length = struct.unpack(">BBL", header)
+            allowed = self.limit if pdu_type == P_DATA_TF else max(self.limit, CONTROL_PDU_MAX)
+            if pdu_type not in _PDU_TYPES or length > allowed:
+                self._refuse(sock, f"a PDU of type 0x{pdu_type:02X} announcing {length} bytes (limit {allowed}, "
+                                   "limits.dicom_max_pdu_bytes)")
+                return
+            data = header + sock.recv(length)
+        except (OSError, TimeoutError):
+            self._closed()
+            return
+        if len(data) != 6 + length:
+            self._closed()
+            return
+        try:
+            pdu, fsm_event = self.dul._decode_pdu(data)
+        except Exception as exc:  # pynetdicom's PDU decoders raise anything on malformed content
+            self._refuse(sock, f"a PDU that cannot be decoded ({type(exc).__name__})")
+            return
+        if pdu_type == 0x01:
+            self.waiting_for_request = False
+        self.dul.event_queue.put(fsm_event)
+        self.dul._recv_pdu.put(pdu)
+
+    def _refuse(self, sock: AssociationSocket, what: str) -> None:
+        log.warning("DICOM peer %s sent %s: association aborted", _peer(sock), what)
+        self.refused = True
+        self.dul.event_queue.put("Evt19")  # unrecognised or invalid PDU
+
+    def _closed(self) -> None:
+        self.dul.event_queue.put("Evt17")  # transport connection closed
+        if self.waiting_for_request:
+            self.waiting_for_request = False
+            self.dul.to_user_queue.put(None)  # the acceptor's "no request came": it ends now
+
+
+def abort_on_undecodable_messages(assoc: Association) -> None:
+    """A P-DATA whose DIMSE message pynetdicom cannot decode (a command set without Command
+    Field, say) makes its decoder raise inside the DUL's thread, which then dies with a
+    traceback and leaves the association to time out. Here it is an invalid PDU instead: the
+    peer gets an A-ABORT and the association ends at once."""
+    receive = assoc.dimse.receive_primitive
+
+    def receive_primitive(primitive: Any) -> None:
+        try:
+            receive(primitive)
+        except Exception as exc:  # pynetdicom's message decoding raises anything on bad input
+            log.warning("DICOM peer %s sent a DIMSE message that cannot be decoded (%s): association aborted",
+                        assoc.requestor.address if assoc.is_acceptor else assoc.acceptor.address,
+                        type(exc).__name__)
+            assoc.dul.event_queue.put("Evt19")
+
+    assoc.dimse.receive_primitive = receive_primitive  # type: ignore[method-assign]
+
+
+def _peer(sock: AssociationSocket) -> str:
+    try:
+        host, port = sock.socket.getpeername()[:2] if sock.socket is not None else ("?", 0)
+    except OSError:
+        return "(disconnected)"
+    return f"{host}:{port}"
 
 
 def _copy_context(self: PresentationContext, memo: dict[int, Any]) -> PresentationContext:

@@ -1,8 +1,11 @@
 """The MLLP listener of the HL7 door, on the asyncio loop `twinpacs serve` runs (python-hl7's
 hl7.mllp server underneath). Its read loop is twinpacs's own, so that framing errors are
 answered, not fatal: a connection stays open across messages, every frame (<VT> message
-<FS><CR>) gets exactly one ACK, and a frame that is not a message, or is too long, gets an AR
-instead of a dropped connection. The index work runs in a thread, off the event loop."""
+<FS><CR>) gets exactly one ACK, and a frame that is not a message, or is longer than
+limits.hl7_max_message_bytes, gets an AR instead of a dropped connection (the overlong frame is
+skipped, never held in memory). A connection may idle between messages as long as it likes,
+but a message begun and not finished within limits.request_timeout_s closes the connection,
+nothing of it applied. The index work runs in a thread, off the event loop."""
 
 from __future__ import annotations
 
@@ -27,7 +30,6 @@ log = logging.getLogger(__name__)
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
-MAX_MESSAGE = 1 << 20  # bytes; orders and ADT are a few kilobytes
 CLOSE_WAIT_S = 10.0  # at close, how long a message being applied may take to get its ACK out
 # Sent only if building the real acknowledgement failed (a bug): the sender is never left waiting.
 _LAST_RESORT_AR = (b"MSH|^~\\&|TWINPACS||||||ACK|0|P|2.5\rMSA|AR||internal error\r"
@@ -41,8 +43,10 @@ class _Connection:
 
 
 class Hl7Listener:
-    def __init__(self, handler: Hl7Handler) -> None:
+    def __init__(self, handler: Hl7Handler, max_message: int, timeout: float) -> None:
         self.handler = handler
+        self.max_message = max_message
+        self.timeout = timeout
         self.server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._closing = False
@@ -75,11 +79,20 @@ class Hl7Listener:
         remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
         try:
             while not self._closing:
+                first = await reader.readexactly(1)  # waiting for a message has no time limit
+                if first in b" \t\r\n":  # some senders put a line break between frames
+                    continue
                 try:
-                    block: bytes | None = await reader.readuntil(END_BLOCK)
-                except asyncio.LimitOverrunError:
-                    await _skip_frame(reader)
-                    block = None
+                    async with asyncio.timeout(self.timeout):
+                        try:
+                            block: bytes | None = first + await reader.readuntil(END_BLOCK)
+                        except asyncio.LimitOverrunError:
+                            await _skip_frame(reader)
+                            block = None
+                except TimeoutError:
+                    log.warning("HL7 connection from %s closed: a message was begun and not finished within "
+                                "%g s (limits.request_timeout_s); nothing of it was applied", remote, self.timeout)
+                    return
                 connection.busy = True
                 try:
                     ack = await self._ack(block, remote)
@@ -102,8 +115,8 @@ class Hl7Listener:
     async def _ack(self, block: bytes | None, remote: str) -> bytes:
         if block is None:
             return await asyncio.to_thread(self.handler.refuse, b"", remote,
-                                           f"the message is longer than {MAX_MESSAGE} bytes; it was not read")
-        frame = block[:-len(END_BLOCK)].lstrip(b" \t\r\n")  # some senders put a line break between frames
+                                           f"the message is longer than {self.max_message} bytes; it was not read")
+        frame = block[:-len(END_BLOCK)]
         if not frame.startswith(START_BLOCK):
             return await asyncio.to_thread(self.handler.refuse, frame, remote,
                                            "not an MLLP frame: it does not begin with <VT> (0x0B)")
@@ -134,11 +147,13 @@ async def start_hl7(site: Site) -> Hl7Listener:
     """Listen for MLLP on hl7.bind:hl7.port (0 or unset: a free port) on the running loop."""
     settings = site.settings.hl7
     handler = Hl7Handler(site.ris, Hl7Log(site.index.db), site.settings.ris.order_fields,
-                         time_zone(settings.timezone), utcnow)
-    listener = Hl7Listener(handler)
+                         time_zone(settings.timezone), utcnow, site.access_trail)
+    limits = site.settings.limits
+    listener = Hl7Listener(handler, limits.hl7_max_message_bytes, limits.request_timeout_s)
     port = settings.port or 0
     try:
-        listener.server = await start_hl7_server(listener.serve_connection, settings.bind, port, limit=MAX_MESSAGE)
+        listener.server = await start_hl7_server(listener.serve_connection, settings.bind, port,
+                                                 limit=limits.hl7_max_message_bytes)
     except OSError as exc:
         raise ConfigurationError(f"the HL7 listener cannot listen on {settings.bind}:{port}: "
                                  f"{exc.strerror or exc}") from None

@@ -16,6 +16,8 @@ from datetime import datetime, tzinfo
 
 import hl7
 
+from ..core.access_trail import AccessEntry, AccessTrail, Outcome
+from ..core.principal import Principal
 from ..core.ris import Order, Patient, Ris
 from ..errors import InvalidInput, NotFound
 from ..index.hl7_log import Hl7Log, Hl7Record
@@ -82,8 +84,9 @@ def parse(text: str) -> hl7.Message:
 
 class Hl7Handler:
     def __init__(self, ris: Ris, audit: Hl7Log, order_fields: Mapping[str, Sequence[str]], zone: tzinfo | None,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], trail: AccessTrail | None = None) -> None:
         self.ris, self.audit, self.zone, self.clock = ris, audit, zone, clock
+        self.trail = trail  # merges are recorded in the access trail (orders and ADT updates are not)
         self.orders = OrderReader(order_fields, zone)
 
     def handle(self, content: bytes, remote: str) -> bytes:
@@ -98,7 +101,7 @@ class Hl7Handler:
             msh = Found(source.segment("MSH"), 1)
             control_id = msh.value(10)
             message_type = "^".join(p for p in (msh.value(9, 1), msh.value(9, 2)) if p)
-            self._apply(source, msh, control_id)
+            self._apply(source, msh, control_id, remote)
         except Hl7Error as exc:
             failure = exc
         except Exception:
@@ -129,7 +132,7 @@ class Hl7Handler:
 
     # -- dispatch ----------------------------------------------------------------------------
 
-    def _apply(self, message: hl7.Message, msh: Found, control_id: str) -> None:
+    def _apply(self, message: hl7.Message, msh: Found, control_id: str, remote: str) -> None:
         version = msh.value(12)
         if not _VERSION.match(version):
             raise rejected(UNSUPPORTED_VERSION, f"HL7 version {version!r} is not supported (2.x is)", msh.erl(12))
@@ -146,7 +149,10 @@ class Hl7Handler:
             raise rejected(REQUIRED_FIELD_MISSING, "the message control ID (MSH-10) is empty", msh.erl(10))
         found = segments(message)
         if kind == "ADT" and event == "A40":
-            steps = self._merges(found, control_id)
+            # Who merges: the sending application and facility (MSH-3, MSH-4), from the peer's address.
+            sender = Principal("^".join(v for v in (msh.value(3), msh.value(4)) if v) or "unknown", "hl7",
+                               "application", remote.rpartition(":")[0] or remote)
+            steps = self._merges(found, control_id, sender)
         elif kind == "ADT":
             patient = self._patient(found)
             steps = [Step(f"patient {patient.patient_id}", lambda: self.ris.register_patient(patient))]
@@ -174,7 +180,7 @@ class Hl7Handler:
         return Patient(patient_id, issuer, name, birth_date(pid.value(7), pid.erl(7)),
                        sex(pid.value(8), pid.erl(8)))
 
-    def _merges(self, found: Sequence[Found], control_id: str) -> list[Step]:
+    def _merges(self, found: Sequence[Found], control_id: str, sender: Principal) -> list[Step]:
         """A40: each PID (the surviving patient) with the MRG after it (MRG-1: the prior ID)."""
         pids = [f for f in found if f.name == "PID"]
         mrgs = [f for f in found if f.name == "MRG"]
@@ -191,9 +197,25 @@ class Hl7Handler:
             prior_id, prior_issuer = identifier(mrg, 1)
             if not prior_id:
                 raise error(REQUIRED_FIELD_MISSING, "the prior patient identifier (MRG-1) is empty", mrg.erl(1))
-            steps.append(Step(f"merge of {prior_id} into {surviving.patient_id}",
-                              _merge(self.ris, surviving, prior_id, prior_issuer, control_id, mrg.erl(1))))
+            label = f"merge of {prior_id} into {surviving.patient_id}"
+            merge = _merge(self.ris, surviving, prior_id, prior_issuer, control_id, mrg.erl(1))
+            steps.append(Step(label, self._recorded(merge, sender, surviving.patient_id,
+                                                    f"{label} (message {control_id})")))
         return steps
+
+    def _recorded(self, run: Callable[[], object], sender: Principal, patient_id: str,
+                  detail: str) -> Callable[[], object]:
+        """`run`, with its outcome in the access trail (committed at once: merges are rare)."""
+        def recorded() -> object:
+            outcome: Outcome = "failed"
+            try:
+                result = run()
+                outcome = "success"
+                return result
+            finally:
+                if self.trail is not None:
+                    self.trail.record_now(AccessEntry(sender, "merge", outcome, "hl7", patient_id, "", detail))
+        return recorded
 
     # -- orders ------------------------------------------------------------------------------
 

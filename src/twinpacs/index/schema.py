@@ -16,7 +16,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
+from sqlalchemy import DDL, event
 
 from ..core.model import INSTANCE_KEYS, PATIENT_KEYS, SERIES_KEYS, STUDY_KEYS
 
@@ -442,4 +444,85 @@ incident_versions = Table(
     Column("changed_by", String(128), nullable=False),
     Column("changes", Text, nullable=False),  # JSON: {field: {"from": old, "to": new}}
     UniqueConstraint("incident_id", "version", name="uq_incident_versions_incident_version"),
+)
+
+# -- the access audit trail (issue 9; revision 0008) -----------------------------------------
+
+# One row per access to patient data: who (principal), from where (door, address), on what
+# (patient, study), what (action, detail), when, with which outcome. Append-only: the
+# application has no UPDATE or DELETE on it, and triggers refuse them on both backends.
+access_trail = Table(
+    "access_trail",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("door", String(8), nullable=False),
+    Column("principal_name", String(128), nullable=False),
+    Column("principal_role", String(32), nullable=False),
+    Column("principal_kind", String(16), nullable=False),
+    Column("address", String(64), nullable=False, server_default=""),
+    Column("patient_id", String(64), nullable=False, server_default=""),
+    Column("study_uid", String(64), nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_access_trail_at", "at"),
+    Index("ix_access_trail_patient", "patient_id"),
+    Index("ix_access_trail_study", "study_uid"),
+    Index("ix_access_trail_principal", "principal_name"),
+)
+
+# The triggers, as revision 0008 creates them; attached here for metadata.create_all too.
+ACCESS_TRAIL_TRIGGERS = {
+    "sqlite": (
+        "CREATE TRIGGER access_trail_no_update BEFORE UPDATE ON access_trail "
+        "BEGIN SELECT RAISE(ABORT, 'access_trail is append-only'); END",
+        "CREATE TRIGGER access_trail_no_delete BEFORE DELETE ON access_trail "
+        "BEGIN SELECT RAISE(ABORT, 'access_trail is append-only'); END",
+    ),
+    "postgresql": (
+        "CREATE FUNCTION access_trail_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'access_trail is append-only'; END $$",
+        "CREATE TRIGGER access_trail_append_only BEFORE UPDATE OR DELETE ON access_trail "
+        "FOR EACH ROW EXECUTE FUNCTION access_trail_append_only()",
+    ),
+}
+for _dialect, _statements in ACCESS_TRAIL_TRIGGERS.items():
+    for _statement in _statements:
+        event.listen(access_trail, "after_create", DDL(_statement).execute_if(dialect=_dialect))
+
+# -- accounts of the HTTP door (issue 9; revision 0007) --------------------------------------
+
+# Local users: name, role (core.accounts.ROLES), argon2id password hash; disabled users are kept.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# API tokens of users, as SHA-256 hex of the token (the token is shown once, never stored).
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Login sessions, by SHA-256 hex of the session id the cookie carries; each with its CSRF token.
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )

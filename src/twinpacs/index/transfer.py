@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, make_url
 from ..errors import ConfigurationError, TwinpacsError
 from .database import Database
 from .migrate import analyze, masked_url, refusal, schema_state, upgrade
-from .schema import instances, metadata, migration_progress
+from .schema import access_trail, instances, metadata, migration_progress
 
 # (table, rows copied so far, rows in the source) after each batch.
 ProgressFn = Callable[[str, int, int], None]
@@ -154,6 +154,9 @@ def check_target(target: Database, source_id: str, force: bool) -> None:
                     if conn.execute(select(t).limit(1)).first() is not None]
         conn.rollback()
     if force:
+        if access_trail.name in occupied:  # append-only (issue 9): no path of twinpacs erases it
+            raise TwinpacsError(f"refusing to erase {masked_url(str(target.url))}: its access trail holds entries, "
+                                "which twinpacs never deletes. Choose an empty database")
         if occupied or progress:
             with target.writer.begin() as conn:
                 for table in reversed(metadata.sorted_tables):

@@ -25,6 +25,7 @@ from ..core.ris import Order, OrderStatus
 from ..errors import InvalidInput
 from ..index.reconcile import SqlReconcileStore
 from .context import json_object
+from .trail_middleware import record_done
 
 _DEFAULT_LIMIT = 200
 
@@ -98,6 +99,10 @@ async def reconciliation_apply(request: Request) -> Response:
     done = await run_in_threadpool(lambda: reconciliation(_site(request)).apply(
         _text(body, "study"), _text(body, "reason"), _text(body, "actor") or "api",
         accession_number=_text(body, "accession_number"), placer_number=_text(body, "placer_number")))
+    patient = done["changes"].get("PatientID", {}).get("after", "")
+    await run_in_threadpool(record_done, request, "correction", patient, done["study"],
+                            f"linked to order {done['order']} (accession {done['accession_number']}): "
+                            f"{', '.join(sorted(done['changes'])) or 'nothing changed'}")
     return JSONResponse(done)
 
 
@@ -110,6 +115,9 @@ async def reverse_merge(request: Request) -> Response:
     body = await json_object(request)
     record = await run_in_threadpool(reconciliation(_site(request)).unmerge, request.path_params["merge_id"],
                                      _text(body, "reason"), _text(body, "actor") or "api")
+    await run_in_threadpool(record_done, request, "merge", record.prior_id, "",
+                            f"unmerge {record.id}: {record.prior_id} back from {record.surviving.patient_id}, "
+                            f"{len(record.studies)} stud(ies)")
     return JSONResponse({"merge": record.id, "reversed": True, "studies": record.studies, "orders": record.orders,
                          "surviving": record.surviving.patient_id, "prior": record.prior_id})
 

@@ -30,6 +30,7 @@ from ..errors import InvalidInput, NotFound
 from ..index import selftest as runs
 from ..index.operator_log import SqlOperatorLogStore
 from .context import json_object
+from .trail_middleware import record_done
 
 
 def _site(request: Request) -> Site:
@@ -76,7 +77,10 @@ async def remove(request: Request) -> Response:
         OperatorLog(SqlOperatorLogStore(site.index.db)).record(actor, "selftest.remove", "", removed)
         return removed
 
-    return JSONResponse(await run_in_threadpool(run))
+    removed = await run_in_threadpool(run)
+    await run_in_threadpool(record_done, request, "deletion", "", uid,
+                            f"self-test study removed: {removed.get('instances', 0)} instance(s)")
+    return JSONResponse(removed)
 
 
 async def record_run(request: Request) -> Response:

@@ -13,6 +13,7 @@ from ..announcements import build_failover
 from ..core.failover import Failover
 from ..errors import InvalidInput
 from .context import json_object
+from .trail_middleware import record_done
 
 
 def _site(request: Request) -> Any:
@@ -40,6 +41,8 @@ async def failover_run(request: Request) -> Response:
         bool(body.get("force", False)), str(body.get("reason", "")),
         float(body.get("drain_timeout_s", 120.0)),
     )
+    await run_in_threadpool(record_done, request, "failover", "", "",
+                            f"failover to {body.get('to', '')}" + (" (forced)" if body.get("force") else ""))
     return JSONResponse(result)
 
 
@@ -51,6 +54,7 @@ async def roles(request: Request) -> Response:
         if role not in ("active", "standby") or not active:
             raise InvalidInput("expected {\"role\": \"active\"|\"standby\", \"active_site\": NAME}")
         await run_in_threadpool(site.roles.set, role, active)
+        await run_in_threadpool(record_done, request, "failover", "", "", f"role set: {role}, active site {active}")
     return JSONResponse({"site": site.name, "role": site.roles.role, "active_site": site.roles.active_site})
 
 

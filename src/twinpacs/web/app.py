@@ -11,8 +11,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from ..app import Site
+from ..core.archive import utcnow
 from ..errors import TwinpacsError
 from . import (
+    api_access_trail,
     api_audit,
     api_config,
     api_incident_reports,
@@ -28,11 +30,14 @@ from . import (
     dicomweb_qido,
     dicomweb_stow,
     dicomweb_wado,
+    login,
     metrics,
     pages,
     viewer,
 )
+from .auth import Authenticate, make_guard
 from .errors import CatchAll, http_exception, twinpacs_error
+from .trail_middleware import TrailMiddleware
 
 
 async def healthz(request: Request) -> Response:
@@ -49,12 +54,14 @@ def create_app(site: Site) -> Starlette:
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            *login.routes,
             Route("/api/figures", figures),
             *api_sync.routes,
             *api_replication.routes,
             *api_ris_sync.routes,
             *api_notices.routes,
             *api_audit.routes,
+            *api_access_trail.routes,
             *api_config.routes,
             *api_selftest.routes,
             *api_ris.routes,
@@ -66,8 +73,11 @@ def create_app(site: Site) -> Starlette:
             *viewer.routes,
             Mount("/dicom-web", routes=dicomweb),
         ],
-        middleware=[Middleware(CatchAll)],
+        # TrailMiddleware outside authentication: it records the requests authentication refuses too.
+        # Authenticate: every request gets its principal and passes web/access.py, or is refused.
+        middleware=[Middleware(CatchAll), Middleware(TrailMiddleware), Middleware(Authenticate)],
         exception_handlers={TwinpacsError: twinpacs_error, HTTPException: http_exception},
     )
     app.state.site = site
+    app.state.guard = make_guard(site.settings.security, site.index.db, utcnow)
     return app

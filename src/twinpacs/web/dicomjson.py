@@ -58,7 +58,32 @@ def texts_to_json(values: dict[str, str]) -> dict[str, Any]:
     ds = Dataset()
     for keyword, text in values.items():
         ds.add(text_element(keyword, text))
-    return ds.to_json_dict()
+    return dataset_json(ds)
+
+
+def dataset_json(ds: Dataset) -> dict[str, Any]:
+    return {f"{element.tag:08X}": element_json(element) for element in ds}
+
+
+def element_json(element: DataElement) -> dict[str, Any]:
+    """pydicom's JSON of an element, except where its writer raises on a value an archive
+    keeps as received: a person name with no component group (an empty value among several,
+    or only "=") is null, and a DS or IS value that is not a number is given as its text."""
+    if element.VR == "PN" and not element.is_empty:
+        names = element.value if element.VM > 1 else [element.value]
+        return {"vr": "PN", "Value": [_name_json(name) for name in names]}
+    if element.VR == "SQ" and element.value:
+        return {"vr": "SQ", "Value": [dataset_json(item) for item in element.value]}
+    try:
+        return element.to_json_dict(None, 0)
+    except ValueError:
+        values = element.value if element.VM > 1 else [element.value]
+        return {"vr": element.VR, "Value": [str(v) for v in values]}
+
+
+def _name_json(name: Any) -> dict[str, str] | None:
+    groups = name.components if name is not None else ()
+    return dict(zip(("Alphabetic", "Ideographic", "Phonetic"), groups)) or None
 
 
 def with_corrections(instance_json: str, corrected: dict[str, Any]) -> str:
@@ -78,7 +103,7 @@ def metadata_json(ds: Dataset, bulk_uri: Callable[[int], str]) -> dict[str, Any]
         raw = ds.get_item(tag, keep_deferred=True)
         vr = _binary_vr(raw)
         if vr is None:
-            out[f"{tag:08X}"] = ds[tag].to_json_dict(None, 0)
+            out[f"{tag:08X}"] = element_json(ds[tag])
         elif _length(raw) == 0:
             out[f"{tag:08X}"] = {"vr": vr}
         else:

@@ -1,7 +1,9 @@
 """QIDO-RS, the Search transaction (PS3.18 10.6).
 
 Query parameters are match keys (keyword or tag), includefield, limit, offset and
-fuzzymatching (accepted, not performed: a Warning says so, PS3.18 8.3.4). A parameter
+fuzzymatching (accepted, not performed: a Warning says so, PS3.18 8.3.4). At most
+limits.max_query_results matches are returned, also when no limit or a larger one is asked
+for; a response cut there says so in a Warning and the client pages on with offset (8.3.4.4). A parameter
 this server cannot honour is a 400 naming it, never silently dropped. No match is a 200
 with an empty array, as the current PS3.18 10.6.3 specifies (earlier editions used 204)."""
 
@@ -106,10 +108,15 @@ class Search:
                                f"{self.level.value.lower()} level")
         self.criteria[keyword] = value
 
-    def run(self, archive: Archive, urls: Urls) -> list[dict[str, Any]]:
-        """Blocking: the index query and the JSON of each match."""
-        query = build_query(self.level, self.criteria, tuple(self.keys), self.limit, self.offset)
-        return [texts_to_json(self._values(row, urls)) for row in archive.find(query)]
+    def run(self, archive: Archive, urls: Urls, maximum: int) -> tuple[list[dict[str, Any]], bool]:
+        """Blocking: the index query and the JSON of each match, and whether matches beyond
+        the server's maximum were left out. One row more than the maximum tells."""
+        capped = self.limit is None or self.limit > maximum
+        limit = maximum + 1 if capped else self.limit
+        query = build_query(self.level, self.criteria, tuple(self.keys), limit, self.offset)
+        rows = archive.find(query)
+        truncated = capped and len(rows) > maximum
+        return [texts_to_json(self._values(row, urls)) for row in rows[:maximum]], truncated
 
     def _values(self, row: dict[str, str], urls: Urls) -> dict[str, str]:
         values = {}
@@ -135,12 +142,16 @@ def _endpoint(level: Level, *defaults: tuple[str, ...]) -> Any:
         if not accepts_json(request):
             raise NotAcceptable("QIDO-RS answers in application/dicom+json only")
         query = Search(request, level, keys)
-        found = await run_in_threadpool(query.run, archive_of(request), Urls(request))
-        headers = {}
+        maximum = request.app.state.site.settings.limits.max_query_results
+        found, truncated = await run_in_threadpool(query.run, archive_of(request), Urls(request), maximum)
+        warnings = []
         if query.fuzzy:
-            headers["Warning"] = (f"299 {request.url.netloc}: The fuzzymatching parameter is not "
-                                  "supported. Only literal matching has been performed.")
-        return DicomJSONResponse(found, headers=headers)
+            warnings.append(f"299 {request.url.netloc}: The fuzzymatching parameter is not "
+                            "supported. Only literal matching has been performed.")
+        if truncated:
+            warnings.append(f'299 {request.url.netloc}: "The number of results exceeded the maximum '
+                            'supported by the server. Additional results can be requested."')
+        return DicomJSONResponse(found, headers={"Warning": ", ".join(warnings)} if warnings else {})
 
     return search
 

@@ -1,13 +1,17 @@
 """STOW-RS, the Store transaction (PS3.18 10.5).
 
-The whole multipart body is read and checked first: a malformed body (400) or a part of a
-type other than application/dicom (415) stores nothing. Each part is then stored by the
+The whole multipart body is read and checked first: a malformed body (400), a part of a
+type other than application/dicom (415), a body over limits.max_upload_bytes (413, refused
+from its Content-Length or as soon as the bytes read pass the limit) or a sender silent for
+limits.request_timeout_s mid-body (408) stores nothing. Each part is then stored by the
 archive in a worker thread (G3) and acknowledged only from its StoreResult (G1)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pydicom
@@ -33,6 +37,18 @@ DICOM = "application/dicom"
 PROCESSING_FAILURE = 0x0110
 STUDY_MISMATCH = 0xA900  # Data Set does not match: it belongs to another study
 COERCED = 0xB000  # what this UID now retrieves is not what was sent (a kept conflict)
+
+
+class PayloadTooLarge(TwinpacsError):
+    """A request body over limits.max_upload_bytes (RFC 9110 15.5.14)."""
+
+    http_status = 413
+
+
+class BodyTimeout(TwinpacsError):
+    """The sender stopped sending in the middle of a body (RFC 9110 15.5.9)."""
+
+    http_status = 408
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,11 @@ async def _read_body(request: Request) -> list[Part]:
     boundary = media.params.get("boundary", "")
     if not boundary:
         raise InvalidInput("the multipart/related Content-Type has no boundary parameter")
-    parts = await read_parts(request.stream(), boundary)
+    limits = request.app.state.site.settings.limits
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_upload_bytes:
+        raise PayloadTooLarge(_too_large(limits.max_upload_bytes))
+    parts = await read_parts(_bounded(request, limits.max_upload_bytes, limits.request_timeout_s), boundary)
     if not parts:
         raise InvalidInput("the multipart body has no parts")
     for number, part in enumerate(parts, 1):
@@ -93,6 +113,29 @@ async def _read_body(request: Request) -> list[Part]:
         if part_type != DICOM:
             raise UnsupportedMediaType(f"part {number} is {part_type}; every part must be {DICOM}")
     return parts
+
+
+async def _bounded(request: Request, limit: int, timeout: float) -> AsyncIterator[bytes]:
+    """The body's chunks, stopping with an error at the first byte past `limit` (a chunked
+    body declares no length) or after `timeout` seconds without a chunk."""
+    received = 0
+    chunks = request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise BodyTimeout(f"no part of the body arrived for {timeout:g} s; nothing was stored") from None
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(_too_large(limit))
+        yield chunk
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than this site accepts ({limit} bytes, limits.max_upload_bytes); nothing was stored"
 
 
 def store_part(archive: Archive, data: bytes, source: str, target: str, origin: str | None = None) -> Outcome:
@@ -119,11 +162,11 @@ _IDENTITY = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanc
 def _identify(data: bytes) -> Outcome:
     """The UIDs a part declares, read from its header, for the response; empty if unreadable.
     Validation is the archive's: anything unreadable here fails its parse too."""
-    try:
+    try:  # pydicom decodes elements when they are read, so a corrupt one raises there, anything
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=list(_IDENTITY))
+        sop_class, sop_instance, study, series = (str(ds.get(keyword, "")) for keyword in _IDENTITY)
     except Exception:
         return Outcome("", "", "", "", stored=False)
-    sop_class, sop_instance, study, series = (str(ds.get(keyword, "")) for keyword in _IDENTITY)
     return Outcome(sop_class, sop_instance, study, series, stored=False)
 
 

@@ -4,8 +4,9 @@ post one and a button to clear each active one. The forms post to
     POST /admin/notices               severity, title, body, posted_by -> 303 to /admin/notices
     POST /admin/notices/{id}/clear    cleared_by                       -> 303 to /admin/notices
 
-through the same Notices facade as POST /api/notices (operator log, webhooks). No sign-in yet:
-issue 9 adds it. A rejected post shows the page again with the reason and what was typed."""
+through the same Notices facade as POST /api/notices (operator log, webhooks), for administrators;
+each form carries the session's CSRF token (web/auth.py checks it). A rejected post shows the
+page again with the reason and what was typed."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from starlette.templating import Jinja2Templates
 from ..app import Site
 from ..core.reconcile import local_zone
 from ..errors import TwinpacsError
+from .access import may_open
 from .banner import active_notices, render_banner
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(dicom_date=dicom_date, person_name=person_name, duration=duration)
+    env.globals["may_open"] = may_open  # the navigation shows only the pages the user's role may open
     return env
 
 

@@ -21,6 +21,7 @@ from ..errors import NotFound
 from .api_ris import reconciliation
 from .page_data import copies, find_studies, held_instances, patient_studies, prefetch_of, relevant_prior
 from .page_render import local_time, page, render
+from .trail_middleware import note
 
 THUMBNAIL = "160,160"  # viewport of a series thumbnail, pixels
 _SERIES_KEYS = ("SeriesInstanceUID", "SeriesNumber", "Modality", "SeriesDescription", "BodyPartExamined")
@@ -108,4 +109,5 @@ def gather(site: Site, uid: str) -> dict[str, Any]:
 async def study_page(request: Request) -> Response:
     site: Site = request.app.state.site
     found = await run_in_threadpool(gather, site, request.path_params["uid"])
+    note(request, patient_id=found["study"].get("PatientID", ""))
     return await render(request, "study.html", {**found, "refresh_s": 60})

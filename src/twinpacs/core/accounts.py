@@ -1,0 +1,225 @@
+"""Who may use the HTTP door (issue 9): local accounts with a role, their login sessions and
+API tokens, the tokens of the configuration, and the login rate limit.
+
+Passwords are kept as argon2id hashes; tokens and session ids are random (256 bits) and kept
+only as their SHA-256, so a copy of the index lets nobody in. Nothing here logs a secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Literal, Protocol, get_args
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from ..errors import InvalidInput
+from .principal import Principal
+
+Role = Literal["radiologist", "radiographer", "administrator", "service"]
+ROLES: tuple[str, ...] = get_args(Role)
+MIN_PASSWORD = 12
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+
+_hasher = PasswordHasher()  # argon2id with the library's current parameters (RFC 9106)
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when a name is unknown, so that a refusal takes as long whether the name exists or not."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    return role
+
+
+def check_name(name: str) -> str:
+    if not 1 <= len(name) <= 64 or not set(name) <= _NAME_CHARS:
+        raise InvalidInput("a user name has 1-64 characters: letters, digits, and . _ - @")
+    return name
+
+
+def check_password(name: str, password: str) -> None:
+    """The password policy: long enough, and not the name. Length beats composition rules
+    (NIST SP 800-63B 5.1.1)."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD} characters")
+    if name.lower() in password.lower():
+        raise InvalidInput("a password must not contain the user name")
+
+
+def new_secret() -> str:
+    """A token or session id: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    """What is stored of a token or session id: its SHA-256 (hex). The secret itself has 256
+    bits, so no slow hash is needed."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    """Constant-time comparison of two secrets."""
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    role: str
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Session:
+    account: Account
+    csrf: str  # the session's CSRF token, sent back in every form and cookie-authenticated POST
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ConfigToken:
+    name: str
+    token: str
+    role: str
+
+
+class AccountStore(Protocol):
+    def add(self, name: str, role: str, password_hash: str, at: datetime) -> Account: ...
+    def get(self, name: str) -> tuple[Account, str] | None: ...  # the account and its password hash
+    def accounts(self) -> list[Account]: ...
+    def set_disabled(self, name: str, disabled: bool) -> bool: ...
+    def set_password_hash(self, name: str, password_hash: str) -> bool: ...
+    def add_token(self, name: str, token_hash: str, at: datetime) -> None: ...
+    def by_token(self, token_hash: str) -> Account | None: ...
+    def add_session(self, session_hash: str, name: str, csrf: str, at: datetime, expires_at: datetime) -> None: ...
+    def session(self, session_hash: str, now: datetime) -> Session | None: ...
+    def end_session(self, session_hash: str) -> None: ...
+
+
+class Accounts:
+    """Accounts, sessions and tokens over a store; `config_tokens` are the configuration's."""
+
+    def __init__(self, store: AccountStore, clock: Callable[[], datetime],
+                 config_tokens: Sequence[ConfigToken] = (), session_hours: float = 10.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.config_tokens = list(config_tokens)
+        self.session_length = timedelta(hours=session_hours)
+
+    def add(self, name: str, role: str, password: str) -> Account:
+        check_name(name)
+        check_role(role)
+        check_password(name, password)
+        if self.store.get(name) is not None:
+            raise InvalidInput(f"user {name!r} exists already")
+        return self.store.add(name, role, _hasher.hash(password), self.clock())
+
+    def set_password(self, name: str, password: str) -> None:
+        """A new password; the user's open sessions end."""
+        check_password(name, password)
+        if not self.store.set_password_hash(name, _hasher.hash(password)):
+            raise InvalidInput(f"no user {name!r}")
+
+    def list(self) -> list[Account]:
+        return self.store.accounts()
+
+    def disable(self, name: str) -> None:
+        """Refuses the user's logins, sessions and tokens from the next request on."""
+        if not self.store.set_disabled(name, True):
+            raise InvalidInput(f"no user {name!r}")
+
+    def new_token(self, name: str) -> str:
+        """A new API token for the user, returned this once; only its hash is kept."""
+        found = self.store.get(name)
+        if found is None:
+            raise InvalidInput(f"no user {name!r}")
+        token = new_secret()
+        self.store.add_token(name, digest(token), self.clock())
+        return token
+
+    def login(self, name: str, password: str) -> Account | None:
+        """The account when the password is right and the account enabled; None otherwise."""
+        found = self.store.get(name)
+        stored = found[1] if found else _dummy_hash()
+        try:
+            _hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if found is None or found[0].disabled:
+            return None
+        return found[0]
+
+    def open_session(self, account: Account) -> tuple[str, Session]:
+        """A new session id (for the cookie; only its hash is kept) and the session."""
+        session_id, now = new_secret(), self.clock()
+        session = Session(account, new_secret(), now + self.session_length)
+        self.store.add_session(digest(session_id), account.name, session.csrf, now, session.expires_at)
+        return session_id, session
+
+    def session(self, session_id: str) -> Session | None:
+        """The live session of an enabled account; None when unknown, expired or disabled."""
+        session = self.store.session(digest(session_id), self.clock())
+        return session if session and not session.account.disabled else None
+
+    def end_session(self, session_id: str) -> None:
+        self.store.end_session(digest(session_id))
+
+    def bearer(self, token: str, address: str) -> Principal | None:
+        """Who a bearer token is: a configuration token (compared in constant time, every one
+        of them) or an enabled user's token; None when it is neither."""
+        matched = [t for t in self.config_tokens if same(t.token, token)]  # no early exit: timing
+        if matched:
+            return Principal(matched[0].name, matched[0].role, "token", address)
+        account = self.store.by_token(digest(token))
+        if account is None or account.disabled:
+            return None
+        return Principal(account.name, account.role, "token", address)
+
+
+class RateLimit:
+    """At most `per_minute` events per key (a client address, a user name) in any minute."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, *keys: str) -> float:
+        """Counts one event for each key; 0 when allowed, else the seconds until one of the
+        keys allows again (nothing counted then)."""
+        now = self.clock()
+        with self._lock:
+            waits = []
+            for key in keys:
+                seen = self._seen.setdefault(key, deque())
+                while seen and seen[0] <= now - 60:
+                    seen.popleft()
+                if len(seen) >= self.per_minute:
+                    waits.append(seen[0] + 60 - now)
+            if waits:
+                return max(max(waits), 1.0)
+            for key in keys:
+                self._seen[key].append(now)
+            if len(self._seen) > 10_000:  # forget idle keys: an address scan must not grow this forever
+                self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - 60}
+            return 0.0
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header that sends `token` to another site ({} without a token)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
