@@ -1,5 +1,6 @@
-"""The one typed configuration object. Each key is declared once here, with its type,
-default and help; nothing reads configuration anywhere else.
+"""The one typed configuration object. Each key is declared once, with its type, default and
+help: here, or in the section modules it imports (config_ris.py, config_access.py); nothing
+reads configuration anywhere else.
 
 Precedence: command-line flags > environment (TWINPACS_SECTION__KEY) > TOML file > defaults.
 Each loaded Settings remembers which layer gave each key, so that `config check` can mark
@@ -18,7 +19,6 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -35,25 +35,14 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from .config_access import LimitSettings, SecuritySettings
+from .config_base import Section, check_ae_title, parse_host_port
+from .config_ris import Hl7Settings, PrefetchSettings, PrefetchSourceSettings, RisSettings  # noqa: F401 (PrefetchSourceSettings re-exported)
 from .config_source import env_var_for, flatten_raw, key_lines, line_of, provenance
-from .core.accounts import Role
 from .errors import ConfigurationError
 
-_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE VR: no backslash, ≤16
 
-
-def check_ae_title(value: str) -> str:
-    stripped = value.strip()
-    if not _AE_TITLE.match(value) or not stripped:
-        raise ValueError(f"{value!r} is not a valid AE title (1-16 printable characters, no backslash)")
-    return stripped
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SiteSettings(_Section):
+class SiteSettings(Section):
     name: str = Field("", description="Stable identifier of this site; defaults to the AE title. Never derived from hardware.")
     role: Literal["active", "standby"] = Field(
         "active", description="Role at first start; afterwards the role a failover set is kept in the index."
@@ -71,7 +60,7 @@ DicomRight = Literal["store", "find", "get", "move"]
 DICOM_RIGHTS: tuple[DicomRight, ...] = ("store", "find", "get", "move")
 
 
-class AllowedAe(_Section):
+class AllowedAe(Section):
     """What one calling AE may do at the DICOM door; C-ECHO is open to every admitted AE."""
 
     rights: list[DicomRight] = Field(
@@ -101,7 +90,7 @@ class AllowedAe(_Section):
         return [check_ae_title(ae) for ae in v]
 
 
-class DicomSettings(_Section):
+class DicomSettings(Section):
     bind: str = Field("127.0.0.1", description="Address the DICOM listener binds to.")
     port: int = Field(11112, ge=0, le=65535, description="DICOM (DIMSE) port; 0 picks a free one.")
     move_destinations: dict[str, str] = Field(
@@ -153,7 +142,7 @@ class DicomSettings(_Section):
         return self
 
 
-class HttpSettings(_Section):
+class HttpSettings(Section):
     bind: str = Field("127.0.0.1", description="Address the HTTP server (DICOMweb, API) binds to.")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
     tls_cert_file: Path | None = Field(
@@ -171,11 +160,11 @@ class HttpSettings(_Section):
         return "https" if self.tls_cert_file else "http"
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     url: str = Field("", description="SQLAlchemy URL of the index; empty means SQLite in data_dir.")
 
 
-class StorageSettings(_Section):
+class StorageSettings(Section):
     conflict_policy: Literal["keep-first", "newer-wins"] = Field(
         "keep-first",
         description="Same SOP Instance UID, different content: which version is current. "
@@ -183,7 +172,7 @@ class StorageSettings(_Section):
     )
 
 
-class PeerSettings(_Section):
+class PeerSettings(Section):
     name: str = Field(description="The peer's site name (a twinpacs peer: its [site] name).")
     kind: Literal["twinpacs", "dimse"] = Field(
         "twinpacs", description="twinpacs: STOW-RS and hash confirmation; dimse: any archive over C-STORE."
@@ -213,7 +202,7 @@ class PeerSettings(_Section):
         return self.dicomweb_url.rstrip("/").removesuffix("/dicom-web")
 
 
-class ReplicationSettings(_Section):
+class ReplicationSettings(Section):
     batch_size: int = Field(20, ge=1, le=1000, description="Objects per STOW-RS request to a peer.")
     retry_initial_s: float = Field(1.0, gt=0, description="First retry delay after a failed send; doubles each time.")
     retry_max_s: float = Field(300.0, gt=0, description="Longest delay between two retries.")
@@ -229,18 +218,18 @@ class ReplicationSettings(_Section):
     )
 
 
-class NoticeSettings(_Section):
+class NoticeSettings(Section):
     webhooks: list[str] = Field(default_factory=list, description="URLs that receive every notice as JSON (POST).")
 
 
-class OnCallContact(_Section):
+class OnCallContact(Section):
     name: str = Field(description="Who is on call (a person or a rota).")
     role: str = Field("", description="e.g. PACS administrator, clinical engineer.")
     phone: str = Field("", description="Phone or pager.")
     email: str = Field("", description="E-mail address.")
 
 
-class IncidentSettings(_Section):
+class IncidentSettings(Section):
     sync_gap_objects: int = Field(
         1, ge=1, description="A peer lacking at least this many objects for longer than sync_gap_s drafts an incident.")
     sync_gap_s: float = Field(600.0, ge=0, description="How long the sync gap must last before an incident is drafted.")
@@ -257,184 +246,6 @@ class IncidentSettings(_Section):
         "critical", description="Drafts of this severity or above are escalated at once; "
         "a forced failover always is.")
     watch_interval_s: float = Field(5.0, gt=0, description="How often the archive's events are checked.")
-
-
-class ApiToken(_Section):
-    name: str = Field(description="Who uses the token (a peer site, a viewer, a script); shown in the access trail.")
-    token: SecretStr = Field(description="The token itself, at least 32 characters (e.g. from `openssl rand -hex 32`).")
-    role: Role = Field(description="The role its requests act in: radiologist, radiographer, administrator or service.")
-
-    @field_validator("token")
-    @classmethod
-    def _long(cls, v: SecretStr) -> SecretStr:
-        if len(v.get_secret_value()) < 32:
-            raise ValueError("an API token needs at least 32 characters")
-        return v
-
-
-class SecuritySettings(_Section):
-    """Who may use the HTTP door (issue 9): accounts, roles, tokens, sessions."""
-
-    anonymous_role: Literal["", Role] = Field(
-        "", description="Role given to a request without a session or token; empty (the default) refuses them "
-        "(401, or the login page). Any other value opens the door and is logged as a WARNING at every start.",
-    )
-    api_tokens: list[ApiToken] = Field(
-        default_factory=list, description="Bearer tokens accepted besides those of `twinpacs user token`: "
-        "name, token, role (peer sites use role service).",
-    )
-    session_hours: float = Field(
-        10.0, gt=0, le=24 * 7, description="A login session ends this long after the login (sign in again).")
-    login_attempts_per_minute: int = Field(
-        10, ge=1, description="Login attempts allowed per client address and per user name in a minute; "
-        "more are refused with 429 and Retry-After.",
-    )
-    cookie_secure: bool = Field(
-        False, description="Mark the session cookie Secure even on plain http (a TLS proxy in front); "
-        "it is always Secure when this site serves HTTPS itself.",
-    )
-
-    @field_validator("api_tokens")
-    @classmethod
-    def _unique(cls, tokens: list[ApiToken]) -> list[ApiToken]:
-        names = [t.name for t in tokens]
-        if len(set(names)) != len(names):
-            raise ValueError(f"api token names must be unique: {', '.join(names)}")
-        return tokens
-
-
-class LimitSettings(_Section):
-    """Bounds on what one request may ask of a site (issue 9): sizes, result counts, time."""
-
-    dicom_max_pdu_bytes: int = Field(
-        4 * 1024 * 1024, ge=4096, le=2**32 - 1,
-        description="Largest PDU this site receives: offered in A-ASSOCIATE (Maximum Length); a peer's PDU "
-        "announcing more is refused with an A-ABORT before anything is allocated.",
-    )
-    max_upload_bytes: int = Field(
-        2 * 1024**3, ge=1024,
-        description="Largest STOW-RS request body; a larger one is refused (413) as soon as it passes the limit, "
-        "nothing stored.",
-    )
-    max_query_results: int = Field(
-        1000, ge=1,
-        description="Most matches one QIDO-RS response or C-FIND returns (also QIDO's default and largest limit); "
-        "QIDO pages with limit/offset and warns when truncated, C-FIND ends with status 0xA700.",
-    )
-    request_timeout_s: float = Field(
-        60.0, gt=0,
-        description="Seconds a peer may stay silent mid-request (HTTP keep-alive and header reads, DIMSE "
-        "network/ACSE/DIMSE reads, an unfinished HL7 message) before the connection is closed.",
-    )
-    hl7_max_message_bytes: int = Field(
-        1024 * 1024, ge=1024,
-        description="Largest HL7 v2 message over MLLP; a larger one is refused (AR) and the connection closed.",
-    )
-
-
-_HL7_LOCATION = re.compile(r"^[A-Z][A-Z0-9]{2}-\d+(\.\d+){0,2}$")  # OBR-18, ORC-7.6, PID-3.4.1
-
-# Where each order field is read from, first present location wins (ORM^O01 and OMI^O23).
-DEFAULT_ORDER_FIELDS: dict[str, list[str]] = {
-    "accession_number": ["OBR-18", "IPC-1"],
-    "placer_number": ["ORC-2", "OBR-2"],
-    "filler_number": ["ORC-3", "OBR-3"],
-    "procedure": ["OBR-4"],
-    "modality": ["OBR-24", "IPC-5"],
-    "body_part": ["OBR-15.4"],
-    "reason": ["OBR-31"],
-    "clinical_info": ["OBR-13"],
-    "referring_physician": ["OBR-16", "PV1-8"],
-    "priority": ["ORC-7.6", "TQ1-9", "OBR-27.6"],
-    "scheduled_at": ["OBR-36", "TQ1-7", "ORC-7.4"],
-    "station_ae": ["OBR-21"],
-}
-
-
-class Hl7Settings(_Section):
-    bind: str = Field("127.0.0.1", description="Address the HL7 (MLLP) listener binds to.")
-    port: int | None = Field(
-        None, ge=0, le=65535, description="MLLP port for HL7 v2 from the RIS; unset: no HL7 listener; 0 picks a free one."
-    )
-    timezone: str = Field(
-        "", description="IANA time zone of HL7 times that carry no offset; empty: this machine's local time zone."
-    )
-
-
-class ProcedureCodeSettings(_Section):
-    code: str = Field(description="Code value sent to modalities (Requested Procedure Code Sequence).")
-    scheme: str = Field(description="Coding scheme designator, e.g. LN (LOINC) or a local designator.")
-    meaning: str = Field(description="Code meaning.")
-
-
-class RisSettings(_Section):
-    order_fields: dict[str, list[str]] = Field(
-        default_factory=lambda: {k: list(v) for k, v in DEFAULT_ORDER_FIELDS.items()},
-        description="HL7 locations (SEG-field[.component]) each order field is read from; the first present wins. "
-        "Keys given replace the default for that field only.",
-    )
-    procedure_codes: dict[str, ProcedureCodeSettings] = Field(
-        default_factory=dict,
-        description="The RIS's local procedure code = the code sent to modalities; unmapped codes are listed "
-        "for reconciliation.",
-    )
-
-    @field_validator("order_fields")
-    @classmethod
-    def _fields(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = sorted(set(v) - set(DEFAULT_ORDER_FIELDS))
-        if unknown:
-            raise ValueError(f"unknown order field(s) {unknown}; known: {sorted(DEFAULT_ORDER_FIELDS)}")
-        for name, locations in v.items():
-            bad = [loc for loc in locations if not _HL7_LOCATION.match(loc)]
-            if bad or not locations:
-                raise ValueError(f"{name}: {bad or 'no location'} is not an HL7 location such as OBR-18 or ORC-7.6")
-        return {**{k: list(d) for k, d in DEFAULT_ORDER_FIELDS.items()}, **v}
-
-
-class PrefetchSourceSettings(_Section):
-    name: str = Field(description="A name for the source archive (shown in prefetch status).")
-    kind: Literal["dimse", "dicomweb"] = Field(
-        "dimse", description="dimse: C-FIND, then C-MOVE or C-GET; dicomweb: QIDO-RS, then WADO-RS."
-    )
-    ae_title: str = Field("", description="dimse: the source's AE title.")
-    host: str = Field("127.0.0.1", description="dimse: host.")
-    port: int = Field(0, ge=0, le=65535, description="dimse: port.")
-    retrieve: Literal["move", "get"] = Field(
-        "move", description="dimse: C-MOVE to this site's AE title (the source must know its address) or C-GET."
-    )
-    dicomweb_url: str = Field("", description="dicomweb: base URL, e.g. http://127.0.0.1:8081/dicom-web.")
-    token: SecretStr = Field(SecretStr(""), description="dicomweb: bearer token sent to the source, if it asks for one.")
-
-    @field_validator("ae_title")
-    @classmethod
-    def _ae(cls, v: str) -> str:
-        return check_ae_title(v) if v else v
-
-
-class PrefetchSettings(_Section):
-    sources: list[PrefetchSourceSettings] = Field(
-        default_factory=list, description="Archives searched for a scheduled patient's prior studies."
-    )
-    same_modality: bool = Field(True, description="A relevant prior has the order's modality.")
-    same_body_part: bool = Field(False, description="A relevant prior has the order's body part (when both are known).")
-    within_years: int = Field(5, ge=0, le=100, description="A relevant prior is at most this many years old; 0: any age.")
-    max_studies: int = Field(3, ge=0, le=100, description="At most this many priors per order, most recent first.")
-    retry_s: float = Field(60.0, gt=0, description="Delay before a failed prefetch is tried again.")
-    give_up_after: int = Field(5, ge=1, description="Attempts after which a prefetch is marked failed.")
-
-    @field_validator("sources")
-    @classmethod
-    def _sources(cls, sources: list[PrefetchSourceSettings]) -> list[PrefetchSourceSettings]:
-        names = [s.name for s in sources]
-        if len(set(names)) != len(names):  # each prior is recorded, and fetched, by its source's name
-            raise ValueError(f"prefetch source names must be unique: {', '.join(names)}")
-        for s in sources:
-            if s.kind == "dimse" and not (s.ae_title and s.port):
-                raise ValueError(f"prefetch source {s.name}: a DIMSE source needs ae_title and port")
-            if s.kind == "dicomweb" and not s.dicomweb_url:
-                raise ValueError(f"prefetch source {s.name}: a DICOMweb source needs dicomweb_url")
-        return sources
 
 
 class Settings(BaseSettings):
@@ -507,11 +318,6 @@ class Settings(BaseSettings):
                       "source": self.source_of(key)} for key, value in flat.items()}
 
 
-def parse_host_port(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{address!r} is not host:port")
-    return host.strip("[]"), int(port)
 
 
 # -- loading --------------------------------------------------------------------------------

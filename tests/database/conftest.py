@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from twinpacs import cli
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.synthetic import StudySpec, encode, make_studies, make_study
@@ -59,16 +57,3 @@ def populate(data_dir: Path, url: str, studies: int = 3) -> Populated:
 def sqlite_site(tmp_path: Path) -> Populated:
     folder = tmp_path / "site"
     return populate(folder, f"sqlite:///{folder / 'index.sqlite3'}")
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """`twinpacs ARGS` in this process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code: Any = 0
-    try:
-        cli.main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return int(code or 0), captured.out, captured.err
-

@@ -14,7 +14,9 @@ from twinpacs.index.health import check_database, has_errors
 
 from twinpacs.serve import report_database
 
-from .conftest import open_site, populate, run_cli
+from tests.cli_run import run_cli
+
+from .conftest import open_site, populate
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -20,7 +20,9 @@ from twinpacs.index import transfer
 from twinpacs.synthetic import StudySpec, encode, make_study
 from tests.served import ServedApp
 
-from .conftest import Populated, open_site, populate, run_cli
+from tests.cli_run import run_cli
+
+from .conftest import Populated, open_site, populate
 
 # A session time zone far from UTC: a naive timestamp written by the copy would shift and fail.
 TOKYO = "%20-ctimezone%3DAsia/Tokyo"

@@ -14,7 +14,7 @@ from twinpacs.index import migrate as schema_migrate
 from twinpacs.index.database import Database
 from twinpacs.index.sql import SqlIndex
 
-from .conftest import run_cli
+from tests.cli_run import run_cli
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,7 +10,9 @@ import pytest
 
 from twinpacs.index.store_copy import copy_store, count_objects, object_files, verify_store
 
-from .conftest import Populated, open_site, run_cli
+from tests.cli_run import run_cli
+
+from .conftest import Populated, open_site
 
 
 def test_migrate_with_a_new_storage_path(sqlite_site: Populated, postgres_url: str, tmp_path: Path,

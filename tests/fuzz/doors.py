@@ -11,7 +11,6 @@ the invariants; a broken one is an AssertionError saying which:
 
 from __future__ import annotations
 
-import asyncio
 import io
 import socket
 import struct
@@ -19,10 +18,9 @@ import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Coroutine
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -45,8 +43,8 @@ from twinpacs.hl7 import Hl7Listener, start_hl7
 from twinpacs.index.schema import instance_versions, instances
 from twinpacs.synthetic import StudySpec, encode, make_study
 from twinpacs.web.multipart import encode_parts, new_boundary
+from tests.loops import LoopThread
 
-T = TypeVar("T")
 HOST = "127.0.0.1"
 AE_TITLE = "TWINPACS"
 DICOM = "application/dicom"
@@ -55,23 +53,6 @@ LIMITS = {"dicom_max_pdu_bytes": 65536, "max_upload_bytes": 512 * 1024, "max_que
           "request_timeout_s": 3.0, "hl7_max_message_bytes": 16384}
 VERIFICATION = "1.2.840.10008.1.1"
 SOCKET_TIMEOUT_S = 15.0  # an answer slower than this is a hang
-
-
-class LoopThread:
-    """An asyncio loop in a daemon thread, for the HL7 listener."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 class FuzzSite:

@@ -3,13 +3,11 @@ the test process), a plain-socket MLLP client that frames bytes itself, and HL7 
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import hl7
 import pytest
@@ -20,27 +18,10 @@ from twinpacs.core.ris import Order, Patient
 from twinpacs.hl7 import Hl7Listener, start_hl7
 from twinpacs.index.hl7_log import Hl7Log, Hl7Record
 from tests.backend import backend_url
+from tests.loops import LoopThread
 
 HOST = "127.0.0.1"
 ZONE = "Europe/Oslo"
-T = TypeVar("T")
-
-
-class LoopThread:
-    """An asyncio loop running in a daemon thread, as `twinpacs serve` runs one."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 class Mllp:

@@ -3,7 +3,6 @@ uvicorn on 127.0.0.1, with one configured API token and one account per role."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from twinpacs import cli
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.core.accounts import ROLES
@@ -76,18 +74,3 @@ def csrf_of(html: str) -> str:
     marker = 'name="csrf_token" value="'
     start = html.index(marker) + len(marker)
     return html[start:html.index('"', start)]
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str, stdin: str = "",
-            monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
-    """`twinpacs ARGS` in this process: (exit code, stdout, stderr)."""
-    if monkeypatch is not None:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    capsys.readouterr()
-    code: Any = 0
-    try:
-        cli.main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return int(code or 0), captured.out, captured.err

@@ -18,7 +18,9 @@ from twinpacs.index.config_starts import SqlConfigStarts
 from twinpacs.index.schema import account_tokens, accounts
 from tests.served import ServedApp
 
-from .conftest import PASSWORD, TOKENS, run_cli
+from tests.cli_run import run_cli
+
+from .conftest import PASSWORD, TOKENS
 
 
 def _db_args(site: Site) -> list[str]:

@@ -17,7 +17,7 @@ from twinpacs.core.principal import Principal
 from twinpacs.index.access_trail import SqlAccessTrail
 from twinpacs.web import create_app
 from tests.backend import backend_env
-from tests.database.conftest import run_cli
+from tests.cli_run import run_cli
 from tests.trail.conftest import entries
 
 ALICE = Principal("alice", "radiologist", "user", "10.0.0.7")

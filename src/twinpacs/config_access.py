@@ -1,0 +1,84 @@
+"""The configuration sections of access control (issue 9): the HTTP door's accounts, tokens and
+sessions, and the limits on what one request may ask. Part of the one Settings (config.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from .config_base import Section
+from .core.accounts import Role
+
+
+class ApiToken(Section):
+    name: str = Field(description="Who uses the token (a peer site, a viewer, a script); shown in the access trail.")
+    token: SecretStr = Field(description="The token itself, at least 32 characters (e.g. from `openssl rand -hex 32`).")
+    role: Role = Field(description="The role its requests act in: radiologist, radiographer, administrator or service.")
+
+    @field_validator("token")
+    @classmethod
+    def _long(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 32:
+            raise ValueError("an API token needs at least 32 characters")
+        return v
+
+
+class SecuritySettings(Section):
+    """Who may use the HTTP door (issue 9): accounts, roles, tokens, sessions."""
+
+    anonymous_role: Literal["", Role] = Field(
+        "", description="Role given to a request without a session or token; empty (the default) refuses them "
+        "(401, or the login page). Any other value opens the door and is logged as a WARNING at every start.",
+    )
+    api_tokens: list[ApiToken] = Field(
+        default_factory=list, description="Bearer tokens accepted besides those of `twinpacs user token`: "
+        "name, token, role (peer sites use role service).",
+    )
+    session_hours: float = Field(
+        10.0, gt=0, le=24 * 7, description="A login session ends this long after the login (sign in again).")
+    login_attempts_per_minute: int = Field(
+        10, ge=1, description="Login attempts allowed per client address and per user name in a minute; "
+        "more are refused with 429 and Retry-After.",
+    )
+    cookie_secure: bool = Field(
+        False, description="Mark the session cookie Secure even on plain http (a TLS proxy in front); "
+        "it is always Secure when this site serves HTTPS itself.",
+    )
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        names = [t.name for t in tokens]
+        if len(set(names)) != len(names):
+            raise ValueError(f"api token names must be unique: {', '.join(names)}")
+        return tokens
+
+
+class LimitSettings(Section):
+    """Bounds on what one request may ask of a site (issue 9): sizes, result counts, time."""
+
+    dicom_max_pdu_bytes: int = Field(
+        4 * 1024 * 1024, ge=4096, le=2**32 - 1,
+        description="Largest PDU this site receives: offered in A-ASSOCIATE (Maximum Length); a peer's PDU "
+        "announcing more is refused with an A-ABORT before anything is allocated.",
+    )
+    max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1024,
+        description="Largest STOW-RS request body; a larger one is refused (413) as soon as it passes the limit, "
+        "nothing stored.",
+    )
+    max_query_results: int = Field(
+        1000, ge=1,
+        description="Most matches one QIDO-RS response or C-FIND returns (also QIDO's default and largest limit); "
+        "QIDO pages with limit/offset and warns when truncated, C-FIND ends with status 0xA700.",
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0,
+        description="Seconds a peer may stay silent mid-request (HTTP keep-alive and header reads, DIMSE "
+        "network/ACSE/DIMSE reads, an unfinished HL7 message) before the connection is closed.",
+    )
+    hl7_max_message_bytes: int = Field(
+        1024 * 1024, ge=1024,
+        description="Largest HL7 v2 message over MLLP; a larger one is refused (AR) and the connection closed.",
+    )
