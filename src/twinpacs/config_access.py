@@ -68,6 +68,10 @@ class LimitSettings(Section):
         description="Largest STOW-RS request body; a larger one is refused (413) as soon as it passes the limit, "
         "nothing stored.",
     )
+    max_json_bytes: int = Field(
+        1024 * 1024, ge=1024,
+        description="Largest JSON request body of the site's API (orders, notices, incidents...); larger: 413.",
+    )
     max_query_results: int = Field(
         1000, ge=1,
         description="Most matches one QIDO-RS response or C-FIND returns (also QIDO's default and largest limit); "

@@ -94,8 +94,10 @@ def test_resolving_a_conflict_swaps_without_deleting(archive: Archive) -> None:
         (lambda b: _without(b, "SOPInstanceUID"), MissingAttribute),
         (lambda b: _without(b, "StudyInstanceUID"), MissingAttribute),
         (lambda b: _with(b, "SeriesInstanceUID", "1.2.03.abc"), InvalidUID),
+        (lambda b: _two_group_lengths(b), NotDicom),
     ],
-    ids=["not-dicom", "truncated-pixels", "truncated-header", "no-sop-uid", "no-study-uid", "bad-uid"],
+    ids=["not-dicom", "truncated-pixels", "truncated-header", "no-sop-uid", "no-study-uid", "bad-uid",
+         "two-group-lengths"],
 )
 def test_bad_input_stores_nothing(archive: Archive, tmp_path: Path, mutate, error) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error):
@@ -138,3 +140,11 @@ def test_parallel_stores_of_one_object_leave_one_file(archive: Archive, tmp_path
     assert len(stored_files(tmp_path / "store")) == 1
     assert archive.index.counts()["instances"] == 1
     assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+def _two_group_lengths(data: bytes) -> bytes:
+    """(0002,0000) written with two values (VM 2), as a fuzzer found: refused, not a crash."""
+    tag, value = data[132:136], data[140:144]
+    assert tag == b"\x02\x00\x00\x00" and data[136:138] == b"UL"
+    return data[:132] + tag + b"UL" + (8).to_bytes(2, "little") + value + value + data[144:]
+

@@ -329,3 +329,13 @@ def test_an_idle_hl7_connection_is_kept_between_messages(fuzz_site: FuzzSite) ->
         assert b"MSA|AA|" in (client.send(frame(adt("IDLE1"))) or b"")
         time.sleep(TIMEOUT + 0.5)
         assert b"MSA|AA|IDLE2" in (client.send(frame(adt("IDLE2"))) or b"")
+
+
+def test_a_json_body_over_the_limit_is_refused_and_changes_nothing(fuzz_site: FuzzSite) -> None:
+    """The API's JSON bodies are bounded too (limits.max_json_bytes, 1 MiB by default)."""
+    before = fuzz_site.client.get("/api/notices").json()
+    huge = b'{"title": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    answer = fuzz_site.client.post("/api/notices", content=huge, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413 and "limits.max_json_bytes" in answer.text
+    assert fuzz_site.client.get("/api/notices").json() == before
+    fuzz_site.check_http()

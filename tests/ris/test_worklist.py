@@ -14,7 +14,7 @@ from pynetdicom import build_context
 from twinpacs.app import Site
 from twinpacs.core.reconcile import study_uid_for
 from twinpacs.core.ris import Code, Patient, Priority
-from twinpacs.dimse import DimseServer
+from twinpacs.dimse import DimseServer, start_dimse
 from twinpacs.dimse.handlers import ModalityWorklistInformationFind
 from twinpacs.synthetic import StudySpec
 from tests.dimse.conftest import HOST, association, dcmtk
@@ -143,3 +143,21 @@ def test_bad_identifier_is_a_failure_status(site: Site, server: DimseServer) -> 
     fine = Dataset()
     fine.AccessionNumber = "ACC2"
     assert _worklist_find(server.port, fine) == [0xFF00, 0x0000]
+
+
+def test_worklist_stops_at_the_maximum_with_out_of_resources(site: Site) -> None:
+    """limits.max_query_results caps the worklist as it caps C-FIND: a modality sees that its list
+    is incomplete (0xA700) rather than a short list that looks whole."""
+    place_orders(site)  # three orders stand scheduled (P4 is cancelled)
+    site.settings.limits.max_query_results = 2
+    server = start_dimse(site)
+    try:
+        assert _worklist_find(server.port, Dataset()) == [0xFF00, 0xFF00, 0xA700]
+        site.settings.limits.max_query_results = 3
+    finally:
+        server.shutdown()
+    server = start_dimse(site)
+    try:
+        assert _worklist_find(server.port, Dataset()) == [0xFF00, 0xFF00, 0xFF00, 0x0000]
+    finally:
+        server.shutdown()

@@ -55,6 +55,8 @@ def parse_part10(data: bytes) -> ParsedObject:
         raise NotDicom(f"not a DICOM Part 10 object: {exc}") from None
     offset = fp.tell()
     group_length = meta.get("FileMetaInformationGroupLength")
+    if group_length is not None and not isinstance(group_length, int):  # e.g. two values (VM 2)
+        raise NotDicom("file meta group length is not one number")
     if group_length is not None and offset != 132 + 12 + group_length or offset >= len(data):
         raise NotDicom("truncated: the file meta information or the dataset is incomplete")
     syntax = meta.get("TransferSyntaxUID")

@@ -5,7 +5,7 @@ C-ECHO needs nothing beyond pynetdicom's default handler."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -70,16 +70,24 @@ def handle_find(event: Event, archive: Archive, ae_title: str,
     except Exception as exc:
         yield failure(exc, "C-FIND"), None
         return
-    for count, row in enumerate(rows):
+    yield from pending_then_success(event, (response(level, requested, row, ae_title) for row in rows),
+                                    max_results, "C-FIND")
+
+
+def pending_then_success(event: Event, found: Iterable[Dataset], max_results: int | None,
+                         what: str) -> FindResponses:
+    """One Pending response per match, then Success; Cancel when the peer cancels; past
+    `max_results` matches Refused: Out of Resources (0xA700) with a comment instead."""
+    for count, identifier in enumerate(found):
         if count == max_results:
-            log.info("C-FIND from %s stopped after %d matches (limits.max_query_results)",
-                     event.assoc.requestor.ae_title, max_results)
+            log.info("%s from %s stopped after %d matches (limits.max_query_results)",
+                     what, event.assoc.requestor.ae_title, max_results)
             yield status(OUT_OF_RESOURCES, f"more than {max_results} matches; narrow the query"), None
             return
         if event.is_cancelled:
             yield CANCEL, None
             return
-        yield PENDING, response(level, requested, row, ae_title)
+        yield PENDING, identifier
     yield SUCCESS, None
 
 

@@ -172,7 +172,7 @@ def start_dimse(site: Site) -> DimseServer:
     waits = replication.commitment_waits_for_peer and site.replication is not None
     commitment = StorageCommitment(ae, site.archive, settings.move_destinations,
                                    site.outbox.unconfirmed if waits else None, replication.commitment_wait_s)
-    worklist = Worklist(site.ris, local_zone(site.settings.hl7.timezone))
+    worklist = Worklist(site.ris, local_zone(site.settings.hl7.timezone), site.settings.limits.max_query_results)
     handlers: list[Any] = [
         *CONNECTION_HANDLERS,
         *access.handlers,  # first: an AE not admitted is rejected before anything else runs

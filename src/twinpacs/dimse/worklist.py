@@ -24,8 +24,8 @@ from ..core.query import Match, MatchKind, match_for, matches
 from ..core.reconcile import DICOM_PRIORITY, local_day_bounds, study_uid_for
 from ..core.ris import Order, OrderStatus, Ris
 from ..errors import InvalidQuery
-from .handlers import FindResponses, text
-from .status import CANCEL, PENDING, SUCCESS, failure
+from .handlers import FindResponses, pending_then_success, text
+from .status import failure
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,10 @@ Entry = dict[str, Any]  # keyword -> DICOM text; SPS -> dict; CODE_SEQUENCE -> d
 
 
 class Worklist:
-    def __init__(self, ris: Ris, zone: tzinfo | None = None) -> None:
+    def __init__(self, ris: Ris, zone: tzinfo | None = None, max_results: int | None = None) -> None:
         self.ris = ris
         self.zone = zone
+        self.max_results = max_results  # limits.max_query_results
 
     def handle_find(self, event: Event) -> FindResponses:
         try:
@@ -52,12 +53,8 @@ class Worklist:
         except Exception as exc:
             yield failure(exc, "C-FIND (worklist)"), None
             return
-        for entry in found:
-            if event.is_cancelled:
-                yield CANCEL, None
-                return
-            yield PENDING, _response(identifier, entry)
-        yield SUCCESS, None
+        yield from pending_then_success(event, (_response(identifier, e) for e in found),
+                                        self.max_results, "C-FIND (worklist)")
 
     def _candidates(self, top: dict[str, Match], step: dict[str, Match]) -> list[Order]:
         """Scheduled orders, narrowed in SQL by the exact keys and the date range given."""

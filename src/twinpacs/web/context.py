@@ -16,6 +16,7 @@ from starlette.requests import Request
 from ..core.archive import Archive
 from ..core.model import StoredInstance
 from ..errors import InvalidInput
+from .body import read_bounded
 from .metadata_cache import MetadataCache
 
 _DEFER = 4096  # a deferred read leaves values larger than this on disk until used
@@ -70,8 +71,9 @@ class Urls:
 
 async def json_object(request: Request, required: bool = True) -> dict[str, Any]:
     """The request body as a JSON object; a 400 with the reason otherwise. An empty body is
-    {} when the body is optional."""
-    raw = await request.body()
+    {} when the body is optional. Bounded by limits.max_json_bytes and limits.request_timeout_s."""
+    limits = request.app.state.site.settings.limits
+    raw = await read_bounded(request, limits.max_json_bytes, limits.request_timeout_s, "limits.max_json_bytes")
     if not raw.strip() and not required:
         return {}
     try:

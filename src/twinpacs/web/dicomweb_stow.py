@@ -8,10 +8,8 @@ archive in a worker thread (G3) and acknowledged only from its StoreResult (G1).
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pydicom
@@ -28,6 +26,7 @@ from .context import Urls, archive_of
 from .dicomjson import DicomJSONResponse, unchecked_element
 from .errors import UnsupportedMediaType
 from .media import parse_media_type
+from .body import bounded_body
 from .multipart import Part, read_parts
 
 log = logging.getLogger(__name__)
@@ -37,18 +36,6 @@ DICOM = "application/dicom"
 PROCESSING_FAILURE = 0x0110
 STUDY_MISMATCH = 0xA900  # Data Set does not match: it belongs to another study
 COERCED = 0xB000  # what this UID now retrieves is not what was sent (a kept conflict)
-
-
-class PayloadTooLarge(TwinpacsError):
-    """A request body over limits.max_upload_bytes (RFC 9110 15.5.14)."""
-
-    http_status = 413
-
-
-class BodyTimeout(TwinpacsError):
-    """The sender stopped sending in the middle of a body (RFC 9110 15.5.9)."""
-
-    http_status = 408
 
 
 @dataclass(frozen=True)
@@ -102,10 +89,8 @@ async def _read_body(request: Request) -> list[Part]:
     if not boundary:
         raise InvalidInput("the multipart/related Content-Type has no boundary parameter")
     limits = request.app.state.site.settings.limits
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.max_upload_bytes:
-        raise PayloadTooLarge(_too_large(limits.max_upload_bytes))
-    parts = await read_parts(_bounded(request, limits.max_upload_bytes, limits.request_timeout_s), boundary)
+    parts = await read_parts(bounded_body(request, limits.max_upload_bytes, limits.request_timeout_s,
+                                          "limits.max_upload_bytes"), boundary)
     if not parts:
         raise InvalidInput("the multipart body has no parts")
     for number, part in enumerate(parts, 1):
@@ -113,29 +98,6 @@ async def _read_body(request: Request) -> list[Part]:
         if part_type != DICOM:
             raise UnsupportedMediaType(f"part {number} is {part_type}; every part must be {DICOM}")
     return parts
-
-
-async def _bounded(request: Request, limit: int, timeout: float) -> AsyncIterator[bytes]:
-    """The body's chunks, stopping with an error at the first byte past `limit` (a chunked
-    body declares no length) or after `timeout` seconds without a chunk."""
-    received = 0
-    chunks = request.stream()
-    while True:
-        try:
-            async with asyncio.timeout(timeout):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise BodyTimeout(f"no part of the body arrived for {timeout:g} s; nothing was stored") from None
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(_too_large(limit))
-        yield chunk
-
-
-def _too_large(limit: int) -> str:
-    return f"the request body is larger than this site accepts ({limit} bytes, limits.max_upload_bytes); nothing was stored"
 
 
 def store_part(archive: Archive, data: bytes, source: str, target: str, origin: str | None = None) -> Outcome:
