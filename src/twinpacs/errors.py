@@ -40,6 +40,12 @@ class InvalidUID(InvalidInput):
     dimse_status = 0xA900
 
 
+class InvalidValue(InvalidInput):
+    """An attribute value no DICOM text may hold (an embedded NUL, a length past any VR's)."""
+
+    dimse_status = 0xA900  # Data set does not match SOP class
+
+
 class UnknownQueryLevel(InvalidInput):
     """QueryRetrieveLevel missing or not one the information model allows."""
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import stored_files
 from twinpacs.core.archive import Archive, StoreStatus
-from twinpacs.errors import InvalidUID, MissingAttribute, NotDicom
+from twinpacs.errors import InvalidUID, InvalidValue, MissingAttribute, NotDicom
 from twinpacs.index.schema import changes, outbox
 from twinpacs.storage.filesystem import FilesystemBlobStore
 from twinpacs.synthetic import StudySpec, encode, make_study
@@ -95,9 +95,11 @@ def test_resolving_a_conflict_swaps_without_deleting(archive: Archive) -> None:
         (lambda b: _without(b, "StudyInstanceUID"), MissingAttribute),
         (lambda b: _with(b, "SeriesInstanceUID", "1.2.03.abc"), InvalidUID),
         (lambda b: _two_group_lengths(b), NotDicom),
+        (lambda b: _with(b, "StudyDescription", "CT\x00thorax"), InvalidValue),
+        (lambda b: _with(b, "StudyDescription", "x" * 300), InvalidValue),
     ],
     ids=["not-dicom", "truncated-pixels", "truncated-header", "no-sop-uid", "no-study-uid", "bad-uid",
-         "two-group-lengths"],
+         "two-group-lengths", "nul-in-text", "longer-than-any-vr"],
 )
 def test_bad_input_stores_nothing(archive: Archive, tmp_path: Path, mutate, error) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error):

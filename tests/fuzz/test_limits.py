@@ -339,3 +339,11 @@ def test_a_json_body_over_the_limit_is_refused_and_changes_nothing(fuzz_site: Fu
     assert answer.status_code == 413 and "limits.max_json_bytes" in answer.text
     assert fuzz_site.client.get("/api/notices").json() == before
     fuzz_site.check_http()
+
+
+def test_a_nul_character_in_json_text_is_refused_with_its_place(fuzz_site: FuzzSite) -> None:
+    """No store can keep a NUL (PostgreSQL refuses it): refused at the door with a 400 naming the field."""
+    before = fuzz_site.client.get("/api/notices").json()
+    answer = fuzz_site.client.post("/api/notices", json={"severity": "warning", "title": "down\x00time"})
+    assert answer.status_code == 400 and "title" in answer.text and "NUL" in answer.text
+    assert fuzz_site.client.get("/api/notices").json() == before

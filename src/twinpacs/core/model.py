@@ -8,6 +8,8 @@ from enum import Enum
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
+from ..errors import InvalidValue
+
 
 class Level(str, Enum):
     PATIENT = "PATIENT"
@@ -15,6 +17,9 @@ class Level(str, Enum):
     SERIES = "SERIES"
     IMAGE = "IMAGE"
 
+
+# The longest value the index keeps of a text attribute: PN's 3 x 64 + 2 fits with room.
+MAX_INDEXED_LENGTH = 256
 
 LEVEL_ORDER = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
 
@@ -116,7 +121,19 @@ class InstanceRecord:
     def from_dataset(cls, ds: Dataset, transfer_syntax: str, content_hash: str, size: int) -> InstanceRecord:
         # By tag, not keyword: only the index's keys are converted, without the keyword lookup.
         attributes = {key: _text(ds[tag].value) if tag in ds else "" for key, tag in _INDEX_TAGS}
+        for key, value in attributes.items():
+            _check_indexable(key, value)
         return cls(attributes, transfer_syntax, content_hash, size)
+
+
+def _check_indexable(key: str, value: str) -> None:
+    """Refuse, before anything is written, a value no DICOM text may hold: an embedded NUL
+    (PostgreSQL cannot store it, and it is not a DICOM character) or one longer than any VR
+    of an indexed attribute allows (PN's 3 x 64 + 2 is the longest)."""
+    if "\x00" in value:
+        raise InvalidValue(f"{key} contains a NUL character")
+    if len(value) > MAX_INDEXED_LENGTH:
+        raise InvalidValue(f"{key} is {len(value)} characters long; at most {MAX_INDEXED_LENGTH} are indexed")
 
 
 def _text(element: object) -> str:
@@ -124,8 +141,8 @@ def _text(element: object) -> str:
     if element is None or element == "":
         return ""
     if isinstance(element, (list, tuple)) or type(element).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in element)
-    return str(element)
+        return "\\".join(str(v).rstrip("\x00") for v in element)
+    return str(element).rstrip("\x00")  # a trailing NUL is padding (PS3.5 6.2, UI)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from ..errors import InvalidInput, NotFound
 from .archive import utcnow
 from .operator_log import OperatorLog
+from .text import check_text
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class Notices:
     def post(self, severity: str, title: str, body: str = "", studies: list[dict[str, Any]] | None = None,
              posted_by: str = "") -> Notice:
         _check(severity, title, studies)
+        check_text(body=body, posted_by=posted_by)
         notice = self._store.add(self._now(), severity, title.strip(), body, list(studies or []), posted_by)
         if self._log is not None:
             self._log.record(posted_by or "unknown", "notice.post", title.strip(),
@@ -215,6 +217,7 @@ class Notices:
 
 
 def _check(severity: str, title: str, studies: list[dict[str, Any]] | None) -> None:
+    check_text(title=title)
     if severity not in SEVERITIES:
         raise InvalidInput(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
     if not title.strip():

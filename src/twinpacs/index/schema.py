@@ -20,12 +20,11 @@ from sqlalchemy import (
 )
 from sqlalchemy import DDL, event
 
-from ..core.model import INSTANCE_KEYS, PATIENT_KEYS, SERIES_KEYS, STUDY_KEYS
+from ..core.model import INSTANCE_KEYS, MAX_INDEXED_LENGTH, PATIENT_KEYS, SERIES_KEYS, STUDY_KEYS
 
 metadata = MetaData()
 
-# DICOM text columns: PN may be 64 chars per component group; 256 leaves room everywhere.
-_TEXT = 256
+_TEXT = MAX_INDEXED_LENGTH  # DICOM text columns; longer values are refused before storing
 
 
 def _dicom_columns(keys: tuple[str, ...], unique_key: str | None) -> list[Column]:  # type: ignore[type-arg]

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from ..core.archive import Archive
 from ..core.model import StoredInstance
+from ..core.text import check_json_text
 from ..errors import InvalidInput
 from .body import read_bounded
 from .metadata_cache import MetadataCache
@@ -82,4 +83,5 @@ async def json_object(request: Request, required: bool = True) -> dict[str, Any]
         raise InvalidInput("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
+    check_json_text(body)
     return body
