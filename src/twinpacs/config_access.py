@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .config_base import Section
 from .core.accounts import Role
@@ -22,6 +22,60 @@ class ApiToken(Section):
         if len(v.get_secret_value()) < 32:
             raise ValueError("an API token needs at least 32 characters")
         return v
+
+
+class OidcSettings(Section):
+    """Optional OpenID Connect sign-in for the pages (issue 9): the hospital's identity provider
+    vouches for the user, a role claim gives the twinpacs role. Off while `issuer` is empty."""
+
+    issuer: str = Field(
+        "", description="The identity provider's issuer URL (its discovery document is "
+        "ISSUER/.well-known/openid-configuration); empty (the default) turns OpenID Connect off.",
+    )
+    client_id: str = Field("", description="This site's client id at the identity provider.")
+    client_secret: SecretStr = Field(
+        SecretStr(""), description="This site's client secret (sent with client_secret_basic, or "
+        "client_secret_post when the provider supports only that).",
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile"], description="Scopes asked for; must include openid.")
+    username_claim: str = Field(
+        "preferred_username", description="ID token claim naming the user; the twinpacs user is oidc:VALUE.")
+    role_claim: str = Field(
+        "roles", description="ID token claim holding the user's roles or groups (a list or one string).")
+    role_map: dict[str, Role] = Field(
+        default_factory=dict, description="Identity provider role/group value -> twinpacs role; the first "
+        "value of this map the user has wins. A user with none of them is refused.",
+    )
+    redirect_url: str = Field(
+        "", description="The callback URL registered at the provider; empty: derived from the request "
+        "(BASE/login/oidc/callback). Set it behind a proxy that changes the host or scheme.",
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the identity provider's answers.")
+
+    @field_validator("issuer", "redirect_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://")):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v  # kept as written: the ID token's iss must match it exactly (OIDC Core 3.1.3.7)
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, v: list[str]) -> list[str]:
+        if "openid" not in v:
+            raise ValueError("the scopes must include openid")
+        return v
+
+    @model_validator(mode="after")
+    def _client(self) -> OidcSettings:
+        if self.issuer and not self.client_id:
+            raise ValueError("security.oidc.issuer is set: set client_id (and client_secret) too")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
 
 
 class SecuritySettings(Section):
@@ -41,6 +95,8 @@ class SecuritySettings(Section):
         10, ge=1, description="Login attempts allowed per client address and per user name in a minute; "
         "more are refused with 429 and Retry-After.",
     )
+    oidc: OidcSettings = Field(
+        default_factory=OidcSettings, description="Optional OpenID Connect sign-in (off while oidc.issuer is empty).")
     cookie_secure: bool = Field(
         False, description="Mark the session cookie Secure even on plain http (a TLS proxy in front); "
         "it is always Secure when this site serves HTTPS itself.",

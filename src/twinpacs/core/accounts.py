@@ -29,6 +29,7 @@ ROLES: tuple[str, ...] = get_args(Role)
 MIN_PASSWORD = 12
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
+EXTERNAL_PASSWORD = "!external"  # the password hash of accounts vouched for elsewhere: verifies nothing
 _hasher = PasswordHasher()  # argon2id with the library's current parameters (RFC 9106)
 
 
@@ -103,6 +104,7 @@ class AccountStore(Protocol):
     def accounts(self) -> list[Account]: ...
     def set_disabled(self, name: str, disabled: bool) -> bool: ...
     def set_password_hash(self, name: str, password_hash: str) -> bool: ...
+    def set_role(self, name: str, role: str) -> bool: ...
     def add_token(self, name: str, token_hash: str, at: datetime) -> None: ...
     def by_token(self, token_hash: str) -> Account | None: ...
     def add_session(self, session_hash: str, name: str, csrf: str, at: datetime, expires_at: datetime) -> None: ...
@@ -162,6 +164,22 @@ class Accounts:
         if found is None or found[0].disabled:
             return None
         return found[0]
+
+    def external(self, name: str, role: str) -> Account | None:
+        """The account of a user vouched for elsewhere (OpenID Connect), made or given `role` as
+        the identity provider says now; None when an administrator disabled it. Its password hash
+        is not an argon2 hash, so no password ever opens it."""
+        check_role(role)
+        found = self.store.get(name)
+        if found is None:
+            return self.store.add(name, role, EXTERNAL_PASSWORD, self.clock())
+        account = found[0]
+        if account.disabled:
+            return None
+        if account.role != role:
+            self.store.set_role(name, role)
+            account = Account(account.name, role, account.disabled, account.created_at)
+        return account
 
     def open_session(self, account: Account) -> tuple[str, Session]:
         """A new session id (for the cookie; only its hash is kept) and the session."""

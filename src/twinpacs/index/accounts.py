@@ -58,6 +58,10 @@ class SqlAccountStore:
             return bool(done.rowcount)
         return self.db.write(work)
 
+    def set_role(self, name: str, role: str) -> bool:
+        done = self.db.write(lambda conn: conn.execute(update(accounts).where(accounts.c.name == name).values(role=role)))
+        return bool(done.rowcount)
+
     def add_token(self, name: str, token_hash: str, at: datetime) -> None:
         owner = select(accounts.c.id).where(accounts.c.name == name).scalar_subquery()
         self.db.write(lambda conn: conn.execute(insert(account_tokens).values(

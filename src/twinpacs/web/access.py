@@ -36,6 +36,8 @@ ACCESS: dict[tuple[str, str], Roles] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
+    ("GET", "/login/oidc"): PUBLIC,  # OpenID Connect sign-in (404 while security.oidc is off)
+    ("GET", "/login/oidc/callback"): PUBLIC,
     ("GET", "/static/{path}"): PUBLIC,
     ("POST", "/logout"): SIGNED_IN,
     # pages

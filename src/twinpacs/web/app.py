@@ -32,6 +32,7 @@ from . import (
     dicomweb_wado,
     login,
     metrics,
+    oidc,
     pages,
     viewer,
 )
@@ -55,6 +56,7 @@ def create_app(site: Site) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             *login.routes,
+            *oidc.routes,
             Route("/api/figures", figures),
             *api_sync.routes,
             *api_replication.routes,
@@ -80,4 +82,5 @@ def create_app(site: Site) -> Starlette:
     )
     app.state.site = site
     app.state.guard = make_guard(site.settings.security, site.index.db, utcnow)
+    app.state.oidc = oidc.make_client(site.settings.security.oidc)
     return app

@@ -44,7 +44,7 @@ def _form(request: Request, next_path: str, name: str = "", error: str = "", sta
     token = new_secret()
     response = templates.TemplateResponse(request, "login.html", {
         "site_name": request.app.state.site.name, "name": name, "error": error, "csrf": token,
-        "next": _next(next_path),
+        "next": _next(next_path), "oidc": request.app.state.oidc,
     }, status_code=status_code, headers=headers)
     response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login")
     return response
