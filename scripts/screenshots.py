@@ -17,7 +17,8 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the world is the tests' own: the same data the tests check
 
-from tests.pages.world import CHROMIUM, build_world  # noqa: E402
+from tests.browser import CHROMIUM  # noqa: E402
+from tests.pages.world import build_world  # noqa: E402
 
 
 def pages(uids: dict[str, str]) -> dict[str, str]:

@@ -41,6 +41,7 @@ from twinpacs.config import load_settings
 from twinpacs.dimse import DimseServer, start_dimse
 from twinpacs.dimse.transport import CONNECTION_HANDLERS
 from twinpacs.errors import InvalidInput
+from twinpacs.index.incident_register import drafts_for
 from twinpacs.hl7 import Hl7Listener, start_hl7
 from twinpacs.index.schema import instance_versions, instances
 from twinpacs.synthetic import StudySpec, encode, make_study
@@ -197,11 +198,15 @@ class FuzzSite:
         marker = f"zq{number}x"
         text = marker + payload
         study = plant(self, text, number)
+        incident = plant_incident(self, text)
         pages = ["/", "/admin", "/admin/notices", "/admin/sync", "/admin/reconciliation", "/admin/failover",
+                 "/admin/incidents", f"/incidents/new?recorded={quote(text)}",
                  f"/?modality={quote(text)}&status={quote(text)}&priority={quote(text)}&date={quote(text)}",
                  f"/studies/{quote(text)}", f"/viewer/{quote(text)}"]
         if study:
             pages += [f"/studies/{study}", f"/viewer/{study}"]
+        if incident:
+            pages += [f"/admin/incidents/{incident}", f"/admin/incidents/{incident}?stage={quote(text)}"]
         for page in pages:
             check_escaped(self.get_page(page), text, marker, page)
 
@@ -232,6 +237,21 @@ def plant(site: FuzzSite, text: str, number: int) -> str:
                             headers={"Accept": "application/dicom+json"}).json()
     assert len(study) == 1, f"the study with accession {accession} was not stored"
     return str(study[0]["0020000D"]["Value"][0])
+
+
+def plant_incident(site: FuzzSite, text: str) -> int | None:
+    """`text` in every text field of an incident reported through the page's form, and in a draft;
+    the incident's id (None when the text was refused, as a NUL must be)."""
+    fields = ("subject", "description", "product", "manufacturer", "software_version", "serial_batch")
+    response = site.client.post("/incidents/new", data={"event_date": "2026-01-01", **{f: text for f in fields}})
+    check_answer(response)
+    drafts = drafts_for(site.site.index.db)
+    if "\x00" in text or not text.strip():
+        assert response.status_code == 400, response.text[:300]
+        return None
+    assert response.status_code == 303, response.text[:300]
+    drafts.draft(site.site.name, text, text, {"detail": text})
+    return int(response.headers["location"].rsplit("/", 1)[1])
 
 
 def check_answer(response: httpx.Response) -> None:

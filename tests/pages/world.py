@@ -25,7 +25,6 @@ from twinpacs.prefetch_worker import PrefetchWorker
 from twinpacs.synthetic import StudySpec, encode, make_study
 from tests.replication.conftest import Sites, free_port, settings_overrides, twinpacs_peer
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup.sh); Playwright never downloads one
 ZONE = "Europe/Oslo"
 DAY = "20260310"  # every order is scheduled that day
 PROCEDURES = {"CTTHOR": {"code": "24627-2", "scheme": "LN", "meaning": "CT Chest"},

@@ -7,13 +7,12 @@ is on screen and whether window/level was applied as stated."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from pydicom import Dataset
 
 from twinpacs.app import Site, build_site
@@ -21,9 +20,9 @@ from twinpacs.config import load_settings
 from twinpacs.synthetic import StudySpec, encode, make_study
 from twinpacs.web.viewer import MANIFEST
 from tests.backend import backend_url
+from tests.browser import chromium
 from tests.served import ServedApp
 
-CHROMIUM = "/usr/bin/chromium"
 SIZE = 64
 SQUARE = slice(SIZE // 4, 3 * SIZE // 4)  # the flat centre: half the image each way
 
@@ -101,13 +100,8 @@ def browser() -> Iterator[Browser]:
     if not MANIFEST.is_file():
         pytest.fail(f"the viewer bundle is not built ({MANIFEST} is missing): run scripts/setup.sh, "
                     "which builds frontend/ with Node.js 20 or later")
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (Debian package chromium)")
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=["--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+    with chromium("--use-angle=swiftshader", "--enable-unsafe-swiftshader") as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from ..errors import InvalidInput, NotFound
 from .archive import utcnow
 from .taxonomy import Taxonomy
+from .text import check_text
 
 TEXT_FIELDS = ("subject", "description", "product", "manufacturer", "software_version", "serial_batch",
                "cause_investigation", "measures", "follow_up", "risk_of_harm", "underlying_cause",
@@ -93,6 +94,7 @@ class Incident:
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be text, not {type(value).__name__}")
+    check_text(**{name: value})
     return value.strip()
 
 
@@ -101,6 +103,7 @@ def _text_list(name: str, value: Any) -> list[str]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidInput(f"{name} must be a list of texts")
+    check_text(**{name: "".join(value)})
     return [v.strip() for v in value if v.strip()]
 
 

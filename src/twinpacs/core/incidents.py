@@ -19,6 +19,9 @@ SEVERITIES = ("info", "warning", "critical")  # the notices' scale, least severe
 STATES = ("open", "reviewed")
 
 
+TITLE_MAX = 256  # the index's column; a longer title is cut rather than refused: the archive writes it
+
+
 def severity_rank(severity: str) -> int:
     if severity not in SEVERITIES:
         raise InvalidInput(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
@@ -107,7 +110,7 @@ class IncidentDrafts:
               details: dict[str, Any] | None = None) -> IncidentDraft:
         if not site.strip() or not title.strip():
             raise InvalidInput("an incident draft needs a site and a title")
-        draft, _ = self._store.add(self._now(), site, title.strip(), description, dict(details or {}))
+        draft, _ = self._store.add(self._now(), site, title.strip()[:TITLE_MAX], description, dict(details or {}))
         return draft
 
     def raise_for(self, site: str, spec: DraftSpec) -> tuple[IncidentDraft, bool]:
@@ -115,7 +118,7 @@ class IncidentDrafts:
         if not site.strip() or not spec.title.strip() or not spec.condition.strip():
             raise InvalidInput("an incident draft from an event needs a site, a title and a condition")
         severity_rank(spec.severity)
-        return self._store.add(self._now(), site, spec.title.strip()[:256], spec.description, dict(spec.details),
+        return self._store.add(self._now(), site, spec.title.strip()[:TITLE_MAX], spec.description, dict(spec.details),
                                spec.condition, dict(spec.classification), spec.severity)
 
     def drafts(self) -> list[IncidentDraft]:

@@ -55,6 +55,12 @@ ACCESS: dict[tuple[str, str], Roles] = {
     ("GET", "/admin/config/{start_id:int}"): ADMIN,
     ("GET", "/admin/selftest"): ADMIN,
     ("GET", "/admin/reconciliation"): RECONCILE,
+    ("GET", "/incidents/new"): READ,
+    ("POST", "/incidents/new"): READ,
+    ("GET", "/admin/incidents"): ADMIN,
+    ("GET", "/admin/incidents/{incident_id:int}"): ADMIN,
+    ("POST", "/admin/incidents/{incident_id:int}/analysis"): ADMIN,
+    ("POST", "/admin/incidents/drafts/{draft_id:int}/take-over"): ADMIN,
     # figures and metrics
     ("GET", "/api/figures"): READ_MACHINE,
     ("GET", "/metrics"): PEER,

@@ -35,7 +35,8 @@ STATIC_DIR = HERE / "static"
 PEER_PROBE_S = 1.0  # a peer that does not answer /healthz within this is shown as down
 NAV = (("/", "Worklist"), ("/admin/sync", "Sync"), ("/admin/failover", "Failover"),
        ("/admin/notices", "Notices"), ("/admin/config", "Configuration"), ("/admin/selftest", "Self-test"),
-       ("/admin/reconciliation", "Reconciliation"))
+       ("/admin/reconciliation", "Reconciliation"), ("/admin/incidents", "Incidents"),
+       ("/incidents/new", "Report an incident"))
 API_LINKS = (("/api/sync", "Sync (JSON)"), ("/api/notices", "Notices (JSON)"),
              ("/dicom-web/studies", "Studies (QIDO-RS)"), ("/metrics", "Metrics"))
 
