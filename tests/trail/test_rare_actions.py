@@ -1,6 +1,7 @@
-"""The rare actions outside a web request, each leaving exactly one entry: an HL7 A40 merge
-(by the sending application, from its address) and its unmerge over HTTP, and a start whose
-configuration changed (by the OS user who started it)."""
+"""The actions outside a web request, each leaving exactly one entry: HL7 patient registrations
+and updates, new, changed and cancelled orders, an A40 merge (each by the sending application,
+from its address) and its unmerge over HTTP, and a start whose configuration changed (by the OS
+user who started it)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from twinpacs.core.principal import Principal
 from twinpacs.fingerprint import record_start
 from twinpacs.web import create_app
-from tests.hl7.conftest import PID, Door, door, loop, message, msa, start_door  # noqa: F401  (fixtures)
+from tests.hl7.conftest import PID, PV1, Door, door, loop, message, msa, nw, obr, orc, start_door  # noqa: F401
 from tests.trail.conftest import entries, make_site
 
 OLD_PID = "PID|1||OLD1^^^HOSP||Nordmann^Ola||19800131|M"
@@ -22,10 +23,10 @@ OLD_PID = "PID|1||OLD1^^^HOSP||Nordmann^Ola||19800131|M"
 def test_an_a40_merge_is_one_entry_by_the_sending_application(door: Door) -> None:  # noqa: F811
     assert msa(door.send(message("ADT^A01", "A1", OLD_PID)))[0] == "AA"
     assert msa(door.send(message("ADT^A01", "A2", PID)))[0] == "AA"
-    assert entries(door.site) == []  # registering patients is not recorded
+    assert len(entries(door.site)) == 2  # the two registrations
 
     assert msa(door.send(message("ADT^A40^ADT_A39", "M1", "EVN|A40", PID, "MRG|OLD1^^^HOSP")))[0] == "AA"
-    (merged,) = entries(door.site)
+    (merged,) = entries(door.site, action="merge")
     e = merged.entry
     assert e.principal == Principal("RIS^HOSP", "hl7", "application", "127.0.0.1")
     assert (e.action, e.outcome, e.door, e.patient_id) == ("merge", "success", "hl7", "P100")
@@ -35,7 +36,30 @@ def test_an_a40_merge_is_one_entry_by_the_sending_application(door: Door) -> Non
     assert msa(door.send(message("ADT^A40", "M2", "EVN|A40", PID, "MRG|P100^^^HOSP")))[0] == "AE"
     failed = entries(door.site)[-1].entry
     assert (failed.action, failed.outcome, failed.patient_id) == ("merge", "failed", "P100")
-    assert len(entries(door.site)) == 2
+    assert len(entries(door.site, action="merge")) == 2
+
+
+def test_patient_and_order_changes_are_one_entry_each_by_the_sending_application(door: Door) -> None:  # noqa: F811
+    sender = Principal("RIS^HOSP", "hl7", "application", "127.0.0.1")
+    sent = [message("ADT^A04", "A1", PID), message("ADT^A08", "A2", PID), nw("O1", "PL1", "ACC1"),
+            message("ORM^O01", "O2", PID, PV1, orc("XO", "PL1"), obr("PL1", "ACC1", modality="MR")),
+            message("ORM^O01", "O3", PID, PV1, orc("CA", "PL1"))]
+    for text in sent:
+        assert msa(door.send(text))[0] == "AA"
+    found = [(r.entry.action, r.entry.outcome, r.entry.door, r.entry.patient_id, r.entry.detail.split(" (")[0])
+             for r in entries(door.site)]
+    assert found == [("store", "success", "hl7", "P100", "patient P100"),
+                     ("correction", "success", "hl7", "P100", "patient P100"),
+                     ("store", "success", "hl7", "P100", "order PL1"),
+                     ("correction", "success", "hl7", "P100", "order PL1"),
+                     ("correction", "success", "hl7", "P100", "order PL1")]
+    details = [r.entry.detail for r in entries(door.site)]
+    assert details[1] == "patient P100 (ADT^A08, message A2)" and "(cancelled)" in details[4]
+    assert all(r.entry.principal == sender for r in entries(door.site))
+
+    # A refused message changed nothing and is in the HL7 message log, not in the trail.
+    assert msa(door.send(message("ORM^O01", "O4", PID, PV1, orc("XO", "NOPE"), obr("NOPE", "ACC9"))))[0] == "AE"
+    assert len(entries(door.site)) == 5
 
 
 @pytest.mark.anyio
@@ -48,7 +72,7 @@ async def test_an_unmerge_over_http_is_one_merge_entry(door: Door) -> None:  # n
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         undone = await client.post(f"/api/merges/{merge_id}/reverse", json={"reason": "wrong patient"})
     assert undone.status_code == 200, undone.text
-    merge, unmerge = entries(site)
+    merge, unmerge = entries(site, action="merge")
     assert merge.entry.door == "hl7" and unmerge.entry.door == "http"
     assert (unmerge.entry.action, unmerge.entry.outcome, unmerge.entry.patient_id) == ("merge", "success", "OLD1")
     assert unmerge.entry.detail.startswith(f"unmerge {merge_id}: OLD1 back from P100")

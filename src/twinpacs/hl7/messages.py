@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 
 import hl7
 
-from ..core.access_trail import AccessEntry, AccessTrail, Outcome
+from ..core.access_trail import AccessEntry, AccessTrail, Action, Outcome
 from ..core.principal import Principal
 from ..core.ris import Order, Patient, Ris
 from ..errors import InvalidInput, NotFound
@@ -86,7 +86,7 @@ class Hl7Handler:
     def __init__(self, ris: Ris, audit: Hl7Log, order_fields: Mapping[str, Sequence[str]], zone: tzinfo | None,
                  clock: Callable[[], datetime], trail: AccessTrail | None = None) -> None:
         self.ris, self.audit, self.zone, self.clock = ris, audit, zone, clock
-        self.trail = trail  # merges are recorded in the access trail (orders and ADT updates are not)
+        self.trail = trail  # every patient and order change applied, with its outcome
         self.orders = OrderReader(order_fields, zone)
 
     def handle(self, content: bytes, remote: str) -> bytes:
@@ -148,16 +148,20 @@ class Hl7Handler:
         if not control_id:
             raise rejected(REQUIRED_FIELD_MISSING, "the message control ID (MSH-10) is empty", msh.erl(10))
         found = segments(message)
+        # Who changes patient data: the sending application and facility (MSH-3, MSH-4), from the peer's address.
+        sender = Principal("^".join(v for v in (msh.value(3), msh.value(4)) if v) or "unknown", "hl7",
+                           "application", remote.rpartition(":")[0] or remote)
+        why = f"{kind}^{event}, message {control_id}"
         if kind == "ADT" and event == "A40":
-            # Who merges: the sending application and facility (MSH-3, MSH-4), from the peer's address.
-            sender = Principal("^".join(v for v in (msh.value(3), msh.value(4)) if v) or "unknown", "hl7",
-                               "application", remote.rpartition(":")[0] or remote)
             steps = self._merges(found, control_id, sender)
         elif kind == "ADT":
             patient = self._patient(found)
-            steps = [Step(f"patient {patient.patient_id}", lambda: self.ris.register_patient(patient))]
+            label = f"patient {patient.patient_id}"
+            action: Action = "correction" if event == "A08" else "store"
+            steps = [Step(label, self._recorded(lambda: self.ris.register_patient(patient), AccessEntry(
+                sender, action, "success", "hl7", patient.patient_id, "", f"{label} ({why})")))]
         else:
-            steps = [self._order_step(c) for c in self.orders.read(found, lambda: self._patient(found))]
+            steps = [self._order_step(c, sender, why) for c in self.orders.read(found, lambda: self._patient(found))]
         _run(steps)
 
     # -- patients ----------------------------------------------------------------------------
@@ -199,13 +203,13 @@ class Hl7Handler:
                 raise error(REQUIRED_FIELD_MISSING, "the prior patient identifier (MRG-1) is empty", mrg.erl(1))
             label = f"merge of {prior_id} into {surviving.patient_id}"
             merge = _merge(self.ris, surviving, prior_id, prior_issuer, control_id, mrg.erl(1))
-            steps.append(Step(label, self._recorded(merge, sender, surviving.patient_id,
-                                                    f"{label} (message {control_id})")))
+            steps.append(Step(label, self._recorded(merge, AccessEntry(
+                sender, "merge", "success", "hl7", surviving.patient_id, "", f"{label} (message {control_id})"))))
         return steps
 
-    def _recorded(self, run: Callable[[], object], sender: Principal, patient_id: str,
-                  detail: str) -> Callable[[], object]:
-        """`run`, with its outcome in the access trail (committed at once: merges are rare)."""
+    def _recorded(self, run: Callable[[], object], entry: AccessEntry) -> Callable[[], object]:
+        """`run`, with its outcome in the access trail: `entry` as it is, or failed; committed at
+        once, as every change to patient data is."""
         def recorded() -> object:
             outcome: Outcome = "failed"
             try:
@@ -214,28 +218,36 @@ class Hl7Handler:
                 return result
             finally:
                 if self.trail is not None:
-                    self.trail.record_now(AccessEntry(sender, "merge", outcome, "hl7", patient_id, "", detail))
+                    self.trail.record_now(replace(entry, outcome=outcome))
         return recorded
 
     # -- orders ------------------------------------------------------------------------------
 
-    def _order_step(self, command: OrderCommand) -> Step:
+    def _order_step(self, command: OrderCommand, sender: Principal, why: str) -> Step:
         """The command's Ris call; XO and cancels of unknown orders, and an XO taking another
         order's accession number, are refused here, before anything of the message is applied."""
         placer, order = command.placer_number, command.order
-        if command.control != "NW" and self.ris.index.order_by_placer(placer) is None:
+        known = self.ris.index.order_by_placer(placer)
+        if command.control != "NW" and known is None:
             raise error(UNKNOWN_KEY, f"no order with placer number {placer}", command.placer_where)
+        about = order or known
+        patient_id = about.patient.patient_id if about else ""
+
+        def step(what: str, action: Action, run: Callable[[], object]) -> Step:
+            label = f"order {placer} ({what})"
+            return Step(label, self._recorded(run, AccessEntry(sender, action, "success", "hl7", patient_id, "",
+                                                                f"{label} ({why})")))
+
         if command.control == "XO" and order is not None:
             clash = self.ris.order_for_accession(order.accession_number)
             if clash is not None and clash.placer_number != placer:
                 raise error(DUPLICATE_KEY, f"accession number {order.accession_number} already belongs to order "
                             f"{clash.placer_number}", command.accession_where)
-            return Step(f"order {placer} (changed)", _guarded(lambda: self.ris.change_order(order),
-                                                              command.placer_where))
+            return step("changed", "correction", _guarded(lambda: self.ris.change_order(order), command.placer_where))
         if order is None:
-            return Step(f"order {placer} (cancelled)", _guarded(lambda: self.ris.cancel_order(placer),
-                                                                command.placer_where))
-        return Step(f"order {placer} (new)", lambda: self._place(order, command))
+            return step("cancelled", "correction", _guarded(lambda: self.ris.cancel_order(placer),
+                                                            command.placer_where))
+        return step("new", "store", lambda: self._place(order, command))
 
     def _place(self, order: Order, command: OrderCommand) -> None:
         try:
