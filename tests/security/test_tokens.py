@@ -20,7 +20,7 @@ from tests.served import ServedApp
 
 from tests.cli_run import run_cli
 
-from .conftest import PASSWORD, TOKENS
+from .conftest import PASSWORD, TOKENS, csrf_of, guard
 
 
 def _db_args(site: Site) -> list[str]:
@@ -111,3 +111,54 @@ def test_the_start_history_keeps_no_token(site: Site) -> None:
     kept = json.dumps(asdict(start), default=str)
     assert "security.api_tokens[0].token" in kept
     assert not any(token in kept for token in TOKENS.values())
+
+
+def test_tokens_are_listed_and_revoked_one_or_all_and_passwords_changed(
+        served: ServedApp, site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _db_args(site)
+    assert run_cli(capsys, "user", "add", "viewer", "--role", "service", "--password-stdin", *db,
+                   stdin=PASSWORD + "\n", monkeypatch=monkeypatch)[0] == 0
+    first, second, third = (run_cli(capsys, "user", "token", "viewer", *db)[1].strip() for _ in range(3))
+
+    def answers(token: str) -> int:
+        answer = httpx.get(f"{served.url}/dicom-web/studies", headers={"Authorization": f"Bearer {token}"})
+        return answer.status_code
+
+    assert [answers(t) for t in (first, second, third)] == [200, 200, 200]
+    code, out, err = run_cli(capsys, "user", "tokens", "viewer", "--json", *db)
+    assert code == 0, err
+    numbers = [t["id"] for t in json.loads(out)]
+    assert len(numbers) == 3 and all(t["created_at"].endswith("+00:00") for t in json.loads(out))
+
+    code, out, _ = run_cli(capsys, "user", "revoke-token", "viewer", "--id", str(numbers[1]), *db)
+    assert code == 0 and "1 token(s) of viewer revoked" in out
+    assert [answers(t) for t in (first, second, third)] == [200, 401, 200]  # at the next request, no restart
+    code, _, err = run_cli(capsys, "user", "revoke-token", "viewer", "--id", str(numbers[1]), *db)
+    assert code == 1 and f"no token number {numbers[1]}" in err
+    assert run_cli(capsys, "user", "revoke-token", "viewer", *db)[0] == 2  # which one: --id or --all
+    assert run_cli(capsys, "user", "revoke-token", "nobody", "--all", *db)[0] == 1
+    code, out, _ = run_cli(capsys, "user", "revoke-token", "viewer", "--all", *db)
+    assert code == 0 and "2 token(s) of viewer revoked" in out
+    assert [answers(t) for t in (first, third)] == [401, 401]
+    assert json.loads(run_cli(capsys, "user", "tokens", "viewer", "--json", *db)[1]) == []
+
+    new_password = "another long passphrase"
+    signed_in = httpx.Client(base_url=served.url)
+    form = signed_in.get("/login")
+    assert signed_in.post("/login", data={"name": "viewer", "password": PASSWORD, "next": "/",
+                                          "csrf_token": csrf_of(form.text)}).status_code == 303
+    assert signed_in.get("/dicom-web/studies").status_code == 200
+    code, out, err = run_cli(capsys, "user", "password", "viewer", "--password-stdin", *db,
+                             stdin=new_password + "\n", monkeypatch=monkeypatch)
+    assert code == 0 and "sessions ended" in out, err
+    assert signed_in.get("/dicom-web/studies").status_code == 401  # the open session ended with it
+    assert guard(served).accounts.login("viewer", new_password) is not None
+    assert guard(served).accounts.login("viewer", PASSWORD) is None
+    assert run_cli(capsys, "user", "password", "viewer", "--password-stdin", *db, stdin="tiny\n",
+                   monkeypatch=monkeypatch)[0] == 1
+
+    assert run_cli(capsys, "user", "disable", "viewer", *db)[0] == 0
+    assert guard(served).accounts.login("viewer", new_password) is None
+    assert run_cli(capsys, "user", "enable", "viewer", *db)[0] == 0
+    assert guard(served).accounts.login("viewer", new_password) is not None
+    assert run_cli(capsys, "user", "enable", "nobody", *db)[0] == 1

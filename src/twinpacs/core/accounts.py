@@ -92,6 +92,13 @@ class Session:
 
 
 @dataclass(frozen=True)
+class UserToken:
+    """A token `twinpacs user token` made: its number and when; the secret itself is not kept."""
+    id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class ConfigToken:
     name: str
     token: str
@@ -107,6 +114,8 @@ class AccountStore(Protocol):
     def set_role(self, name: str, role: str) -> bool: ...
     def add_token(self, name: str, token_hash: str, at: datetime) -> None: ...
     def by_token(self, token_hash: str) -> Account | None: ...
+    def tokens(self, name: str) -> list[UserToken]: ...
+    def delete_tokens(self, name: str, token_id: int | None) -> int: ...  # None: all of the user's
     def add_session(self, session_hash: str, name: str, csrf: str, at: datetime, expires_at: datetime) -> None: ...
     def session(self, session_hash: str, now: datetime) -> Session | None: ...
     def end_session(self, session_hash: str) -> None: ...
@@ -139,6 +148,27 @@ class Accounts:
     def list(self) -> list[Account]:
         return self.store.accounts()
 
+    def _known(self, name: str) -> None:
+        if self.store.get(name) is None:
+            raise InvalidInput(f"no user {name!r}")
+
+    def enable(self, name: str) -> None:
+        if not self.store.set_disabled(name, False):
+            raise InvalidInput(f"no user {name!r}")
+
+    def tokens(self, name: str) -> list[UserToken]:
+        self._known(name)
+        return self.store.tokens(name)
+
+    def revoke_tokens(self, name: str, token_id: int | None) -> int:
+        """Revoke one of the user's tokens (by its number) or, with None, all of them; refused
+        from the next request on. How many were revoked; a number the user does not own is an error."""
+        self._known(name)
+        revoked = self.store.delete_tokens(name, token_id)
+        if token_id is not None and not revoked:
+            raise InvalidInput(f"user {name!r} has no token number {token_id} (`twinpacs user tokens {name}` lists them)")
+        return revoked
+
     def disable(self, name: str) -> None:
         """Refuses the user's logins, sessions and tokens from the next request on."""
         if not self.store.set_disabled(name, True):
@@ -146,9 +176,7 @@ class Accounts:
 
     def new_token(self, name: str) -> str:
         """A new API token for the user, returned this once; only its hash is kept."""
-        found = self.store.get(name)
-        if found is None:
-            raise InvalidInput(f"no user {name!r}")
+        self._known(name)
         token = new_secret()
         self.store.add_token(name, digest(token), self.clock())
         return token

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
-from ..core.accounts import Account, Session
+from ..core.accounts import Account, Session, UserToken
 from .database import Database
 from .notices import as_utc
 from .schema import account_tokens, accounts, login_sessions
@@ -73,6 +73,21 @@ class SqlAccountStore:
         with self.db.read() as conn:
             row = conn.execute(statement).first()
         return _account(row) if row else None
+
+    def tokens(self, name: str) -> list[UserToken]:
+        statement = (select(account_tokens.c.id, account_tokens.c.created_at)
+                     .join(accounts, accounts.c.id == account_tokens.c.account_id)
+                     .where(accounts.c.name == name).order_by(account_tokens.c.id))
+        with self.db.read() as conn:
+            rows = conn.execute(statement).all()
+        return [UserToken(row.id, as_utc(row.created_at)) for row in rows]  # type: ignore[arg-type]  # never NULL
+
+    def delete_tokens(self, name: str, token_id: int | None) -> int:
+        owner = select(accounts.c.id).where(accounts.c.name == name).scalar_subquery()
+        statement = delete(account_tokens).where(account_tokens.c.account_id == owner)
+        if token_id is not None:
+            statement = statement.where(account_tokens.c.id == token_id)
+        return int(self.db.write(lambda conn: conn.execute(statement)).rowcount)
 
     def add_session(self, session_hash: str, name: str, csrf: str, at: datetime, expires_at: datetime) -> None:
         def work(conn: Connection) -> None:
