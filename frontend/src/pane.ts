@@ -151,9 +151,11 @@ export class Pane {
     this.setState('loading', 'Loading images…');
     try {
       await this.viewport.setStack(series.images.map((image) => image.imageId), 0);
+      // The rest of the series loads in the background, nearest first, so scrolling does not wait;
+      // only once the first image is on screen, so its decoding and drawing share the CPU with nothing.
+      this.element.addEventListener(Enums.Events.IMAGE_RENDERED,
+        () => toolUtilities.stackPrefetch.enable(this.element), { once: true });
       this.viewport.render();
-      // The rest of the series loads in the background, nearest first, so scrolling does not wait.
-      toolUtilities.stackPrefetch.enable(this.element);
     } catch (err) {
       this.fail(`${seriesLabel(series)}: the first image could not be loaded (${describe(err)})`);
     }
