@@ -24,6 +24,11 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "setup: installing Chromium (Debian package chromium) for the browser tests"
   apt_install chromium
 fi
+# And Debian's Firefox ESR, which the tests drive over WebDriver BiDi (tests/firefox.py).
+if [ ! -x /usr/bin/firefox-esr ]; then
+  echo "setup: installing Firefox ESR (Debian package firefox-esr) for the browser tests"
+  apt_install firefox-esr
+fi
 
 # Orthanc, the third-party archive of tests/thirdparty. The tests start their own instance
 # from a config of their own, in a private network namespace; the package's system service
