@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -19,6 +19,10 @@ class BlobStore(Protocol):
 
     def put(self, key: str, data: bytes) -> int:
         """Store durably; return the bytes actually written (0 when the key already exists)."""
+        ...
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> list[int]:
+        """put for several (key, data): all durable on return, or an error and none visible."""
         ...
 
     def get(self, key: str) -> bytes: ...

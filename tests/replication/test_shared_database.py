@@ -75,14 +75,14 @@ def test_two_nodes_on_one_database_and_store_lose_nothing_and_send_each_object_o
     # The peer counts every object it is sent, by SOP Instance UID: each must come once.
     received: Counter[str] = Counter()
     lock = threading.Lock()
-    store = peer.archive.store
+    store_many = peer.archive.store_many
 
-    def counting_store(data: bytes, source: str = "", origin: str | None = None) -> Any:
+    def counting_store(datas: list[bytes], *args: Any) -> Any:
         with lock:
-            received[str(parse_part10(data).dataset.SOPInstanceUID)] += 1
-        return store(data, source, origin)
+            received.update(str(parse_part10(data).dataset.SOPInstanceUID) for data in datas)
+        return store_many(datas, *args)
 
-    monkeypatch.setattr(peer.archive, "store", counting_store)
+    monkeypatch.setattr(peer.archive, "store_many", counting_store)
     sites.serve(peer, port_c)
 
     # Which node's worker delivered what: both must have claimed from the one outbox.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import anyio
 import httpx
@@ -53,17 +54,17 @@ async def test_unexpected_errors_are_500_without_details(client: httpx.AsyncClie
 async def test_reads_are_served_while_a_store_is_running(client: httpx.AsyncClient, site: Site,
                                                           study: list[bytes],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """G3: a STOW-RS blocked inside Archive.store holds a worker thread, not the event loop."""
+    """G3: a STOW-RS blocked inside Archive.store_many holds a worker thread, not the event loop."""
     site.archive.store(study[0])
     entered, release = threading.Event(), threading.Event()
-    real_store = site.archive.store
+    real_store = site.archive.store_many
 
-    def slow_store(data: bytes, source: str = "", origin: str | None = None) -> StoreResult:
+    def slow_store(datas: list[bytes], *args: Any) -> list[StoreResult | Exception]:
         entered.set()
         release.wait(10)
-        return real_store(data, source, origin)
+        return real_store(datas, *args)
 
-    monkeypatch.setattr(site.archive, "store", slow_store)
+    monkeypatch.setattr(site.archive, "store_many", slow_store)
     results: dict[str, httpx.Response] = {}
 
     async def run_stow() -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput, NotFound, SiteNotActive
+from ..errors import InvalidInput, NotFound, SiteNotActive, TwinpacsError
 from ..ports import BlobStore, Index, IndexTransaction
 from .corrected import Correction, correct_head, corrected
 from .model import InstanceRecord, StoredInstance
@@ -39,6 +39,8 @@ class StoreResult:
     content_hash: str
     bytes_received: int
     bytes_written: int
+    study_uid: str = ""
+    series_uid: str = ""
 
     @property
     def message(self) -> str:
@@ -50,6 +52,23 @@ class StoreResult:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class StudyMismatch(InvalidInput):
+    """An object sent to a study's URL (STOW-RS) that belongs to another study."""
+
+    dimse_status = 0xA900  # Data Set does not match SOP Class: here, not the study it was sent for
+
+
+def _record_of(data: bytes) -> InstanceRecord:
+    parsed = parse_part10(data)
+    return InstanceRecord.from_dataset(parsed.dataset, parsed.transfer_syntax, parsed.content_hash, len(data))
+
+
+def _result(status: StoreStatus, record: InstanceRecord, received: int, written: int) -> StoreResult:
+    a = record.attributes
+    return StoreResult(status, record.sop_instance_uid, a["SOPClassUID"], record.content_hash, received, written,
+                       a.get("StudyInstanceUID", ""), a.get("SeriesInstanceUID", ""))
 
 
 class Archive:
@@ -82,8 +101,7 @@ class Archive:
         `origin` names the peer an object came from by replication: it is not sent back there,
         and it is accepted on a standby site, which refuses clinical stores."""
         self.ensure_accepting(origin)
-        parsed = parse_part10(data)
-        record = InstanceRecord.from_dataset(parsed.dataset, parsed.transfer_syntax, parsed.content_hash, len(data))
+        record = _record_of(data)
         # Blob first, index second: a crash between the two leaves an unindexed file that no
         # reader can see. It is not deleted on failure, since an identical concurrent store
         # may already be committing a reference to it.
@@ -91,8 +109,49 @@ class Archive:
         status = self.index.write(lambda tx: self._record(tx, record, source, len(data), written, origin))
         if status is not StoreStatus.DUPLICATE:
             self._notify()
-        return StoreResult(status, record.sop_instance_uid, record.attributes["SOPClassUID"],
-                           record.content_hash, len(data), written)
+        return _result(status, record, len(data), written)
+
+    def store_many(self, datas: Sequence[bytes], source: str = "", origin: str | None = None,
+                   study: str = "") -> list[StoreResult | Exception]:
+        """Store several objects (a STOW-RS request) as `store` does, each with its own result
+        or error, but their files written in parallel and their index rows in one transaction:
+        one commit instead of one per object, durable (G1) before any result is returned.
+        `study`, when given, is the study every object must belong to. If the batch cannot be
+        committed as one, each object is stored on its own, so one bad object fails alone."""
+        self.ensure_accepting(origin)
+        outcomes: list[StoreResult | Exception | InstanceRecord] = []
+        for data in datas:
+            try:
+                record = _record_of(data)
+                if study and record.attributes["StudyInstanceUID"] != study:
+                    raise StudyMismatch(f"the instance belongs to study {record.attributes['StudyInstanceUID']}, "
+                                        f"not to {study}")
+                outcomes.append(record)
+            except TwinpacsError as exc:
+                outcomes.append(exc)
+        batch = [(n, r) for n, r in enumerate(outcomes) if isinstance(r, InstanceRecord)]
+        try:
+            written = self.blobs.put_many([(r.content_hash, datas[n]) for n, r in batch])
+            statuses = self.index.write(lambda tx: [
+                self._record(tx, r, source, len(datas[n]), w, origin) for (n, r), w in zip(batch, written)])
+        except Exception:
+            log.warning("a batch of %d objects from %s is stored one by one", len(batch), source, exc_info=True)
+            for n, _ in batch:
+                outcomes[n] = self._store_alone(datas[n], source, origin)
+        else:
+            for (n, r), w, status in zip(batch, written, statuses):
+                outcomes[n] = _result(status, r, len(datas[n]), w)
+            if any(status is not StoreStatus.DUPLICATE for status in statuses):
+                self._notify()
+        return [o for o in outcomes if not isinstance(o, InstanceRecord)]
+
+    def _store_alone(self, data: bytes, source: str, origin: str | None) -> StoreResult | Exception:
+        try:
+            return self.store(data, source, origin)
+        except Exception as exc:  # the caller reports it for this object; the others go on
+            if not isinstance(exc, TwinpacsError):
+                log.exception("an object from %s could not be stored", source)
+            return exc
 
     def ensure_accepting(self, origin: str | None = None) -> None:
         """A standby site refuses clinical stores, naming the active site; replication is taken."""

@@ -7,8 +7,9 @@ from enum import Enum
 
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
-from ..errors import InvalidValue
+from ..errors import InvalidValue, NotDicom
 
 
 class Level(str, Enum):
@@ -120,10 +121,21 @@ class InstanceRecord:
     @classmethod
     def from_dataset(cls, ds: Dataset, transfer_syntax: str, content_hash: str, size: int) -> InstanceRecord:
         # By tag, not keyword: only the index's keys are converted, without the keyword lookup.
-        attributes = {key: _text(ds[tag].value) if tag in ds else "" for key, tag in _INDEX_TAGS}
+        attributes = {key: _read(ds, key, tag) for key, tag in _INDEX_TAGS}
         for key, value in attributes.items():
             _check_indexable(key, value)
         return cls(attributes, transfer_syntax, content_hash, size)
+
+
+def _read(ds: Dataset, key: str, tag: BaseTag) -> str:
+    """An indexed attribute as text; one pydicom cannot decode (a VR it does not know, a bad
+    value) is malformed input, said so, not an internal error."""
+    if tag not in ds:
+        return ""
+    try:
+        return _text(ds[tag].value)
+    except Exception as exc:  # pydicom raises many types on garbage
+        raise NotDicom(f"{key} {tag} cannot be read: {exc}") from None
 
 
 def _check_indexable(key: str, value: str) -> None:

@@ -119,7 +119,10 @@ _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanc
 
 def _check_identity(dataset: Dataset, meta: Dataset) -> None:
     for keyword in _REQUIRED:
-        value = dataset.get(keyword)
+        try:
+            value = dataset.get(keyword)
+        except Exception as exc:  # pydicom decodes on access: an unknown VR, a bad value
+            raise NotDicom(f"{keyword} cannot be read: {exc}") from None
         if not value:
             raise MissingAttribute(f"{keyword} is missing or empty")
         check_uid(keyword, str(value))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import NotFound
@@ -19,6 +20,9 @@ class MemoryBlobStore:
                 return 0
             self._blobs[key] = bytes(data)
             return len(data)
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> list[int]:
+        return [self.put(key, data) for key, data in items]
 
     def get(self, key: str) -> bytes:
         try:

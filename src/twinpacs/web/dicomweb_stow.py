@@ -3,8 +3,9 @@
 The whole multipart body is read and checked first: a malformed body (400), a part of a
 type other than application/dicom (415), a body over limits.max_upload_bytes (413, refused
 from its Content-Length or as soon as the bytes read pass the limit) or a sender silent for
-limits.request_timeout_s mid-body (408) stores nothing. Each part is then stored by the
-archive in a worker thread (G3) and acknowledged only from its StoreResult (G1)."""
+limits.request_timeout_s mid-body (408) stores nothing. The parts are then stored by the
+archive together in a worker thread (G3: files in parallel, index rows in one transaction) and
+each acknowledged only from its own StoreResult (G1)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..core.archive import Archive, StoreStatus
+from ..core.archive import StoreResult, StoreStatus
 from ..core.parsing import check_uid
 from ..errors import InvalidInput, TwinpacsError
 from .context import Urls, archive_of
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 DICOM = "application/dicom"
 # Failure and warning reasons (PS3.18 10.5.3, the C-STORE statuses of PS3.4 Annex B).
 PROCESSING_FAILURE = 0x0110
-STUDY_MISMATCH = 0xA900  # Data Set does not match: it belongs to another study
 COERCED = 0xB000  # what this UID now retrieves is not what was sent (a kept conflict)
 
 
@@ -60,10 +60,10 @@ async def store_instances(request: Request) -> Response:
     archive.ensure_accepting(origin)  # a standby site answers 503 naming the active site
     parts = await _read_body(request)
     source = f"STOW:{request.client.host if request.client else 'unknown'}"
-    outcomes = []
-    for part in parts:
-        outcomes.append(await run_in_threadpool(store_part, archive, bytes(part.body), source, target, origin))
-        part.body.clear()  # stored: free its memory before the next one
+    datas = [bytes(part.body) for part in parts]
+    parts.clear()  # one copy of the body in memory, not two
+    results = await run_in_threadpool(archive.store_many, datas, source, origin, target)
+    outcomes = [_outcome(data, result, source) for data, result in zip(datas, results)]
     return _response(Urls(request), outcomes, target)
 
 
@@ -100,22 +100,16 @@ async def _read_body(request: Request) -> list[Part]:
     return parts
 
 
-def store_part(archive: Archive, data: bytes, source: str, target: str, origin: str | None = None) -> Outcome:
-    """Store one part (blocking; runs in a worker thread). Never raises."""
+def _outcome(data: bytes, result: StoreResult | Exception, source: str) -> Outcome:
+    if isinstance(result, StoreResult):
+        coerced = result.status is StoreStatus.CONFLICT  # stored, but the UID now retrieves other content
+        return Outcome(result.sop_class_uid, result.sop_instance_uid, result.study_uid, result.series_uid, True,
+                       COERCED if coerced else None, result.message if coerced else "")
     ids = _identify(data)
-    if target and ids.study and ids.study != target:
-        return _failed(ids, STUDY_MISMATCH, f"the instance belongs to study {ids.study}, not to {target}")
-    try:
-        result = archive.store(data, source, origin)
-    except TwinpacsError as exc:
-        return _failed(ids, exc.dimse_status, exc.message)
-    except Exception:
-        log.exception("STOW-RS could not store an instance from %s", source)
-        return _failed(ids, PROCESSING_FAILURE, "processing failure; the server log has the details")
-    if result.status is StoreStatus.CONFLICT:
-        return Outcome(result.sop_class_uid, result.sop_instance_uid, ids.study, ids.series, True,
-                       COERCED, result.message)
-    return Outcome(result.sop_class_uid, result.sop_instance_uid, ids.study, ids.series, True)
+    if isinstance(result, TwinpacsError):
+        return _failed(ids, result.dimse_status, result.message)
+    log.error("STOW-RS could not store an instance from %s: %s", source, result)
+    return _failed(ids, PROCESSING_FAILURE, "processing failure; the server log has the details")
 
 
 _IDENTITY = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
