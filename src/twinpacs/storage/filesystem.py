@@ -45,7 +45,7 @@ class FilesystemBlobStore:
         """Store several objects durably; per item the bytes written (0: the key was there, or
         earlier in `items`). The files are written and fsynced in parallel threads, so the
         filesystem commits their metadata together instead of once per file, then renamed into
-        place, then each folder whose entries changed is fsynced once. On any failure nothing
+        place, then each folder that received one is fsynced once. On any failure nothing
         half-written is visible: the temporary files are removed and the error raised."""
         written = [0] * len(items)
         todo: dict[str, int] = {}  # key -> its first item
@@ -61,14 +61,16 @@ class FilesystemBlobStore:
 
         try:
             _each(write, list(todo))
-            changed: set[Path] = set()
+            folders: set[Path] = set()
             for key in todo:
                 final = self._final(key)
-                changed.update(_make_folders(final.parent))
+                # A new folder needs no fsync of its own parent: on a journaling filesystem
+                # (ext4, XFS) the folder's fsync below commits the journal that created it.
+                final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(temps.pop(key), final)
-                changed.add(final.parent)
+                folders.add(final.parent)
                 written[todo[key]] = len(items[todo[key]][1])
-            _each(_fsync_dir, sorted(changed, key=lambda p: len(p.parts), reverse=True))
+            _each(_fsync_dir, list(folders))
         finally:
             for temp in temps.values():  # what was not renamed never became visible
                 temp.unlink(missing_ok=True)
@@ -135,13 +137,6 @@ def _each(work: Callable[[T], object], items: Sequence[T]) -> None:
         return
     with ThreadPoolExecutor(max_workers=min(WRITERS, len(items))) as pool:
         list(pool.map(work, items))
-
-
-def _make_folders(folder: Path) -> list[Path]:
-    """Create `folder` and missing parents; the folders whose entries changed (to fsync)."""
-    missing = [f for f in (folder, folder.parent) if not f.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
-    return [f.parent for f in missing]
 
 
 def _fsync_dir(folder: Path) -> None:
