@@ -1,7 +1,7 @@
 // The twinpacs image viewer: the current study on the left, its most relevant prior on the
 // right (display protocol in the README), both read through the site's own DICOMweb.
 import './viewer.css';
-import { Enums, RenderingEngine, eventTarget, getShouldUseCPURendering, init as coreInit } from '@cornerstonejs/core';
+import { Enums, RenderingEngine, eventTarget, getShouldUseCPURendering, init as coreInit, setUseCPURendering } from '@cornerstonejs/core';
 import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import { Enums as ToolEnums, PanTool, StackScrollTool, ToolGroupManager, WindowLevelTool, ZoomTool, addTool,
          init as toolsInit } from '@cornerstonejs/tools';
@@ -64,6 +64,20 @@ function showProblem(text: string): void {
   bar.hidden = false;
 }
 
+/** Whether to draw on the CPU: when asked (?renderer=cpu|webgl), else when WebGL is missing or
+ *  drawn in software (SwiftShader, llvmpipe: virtual desktops, machines without a GPU), where
+ *  Cornerstone's CPU path shows a 2D stack sooner (bench/viewer_first_image.py). */
+function preferCpu(): boolean {
+  const asked = new URLSearchParams(window.location.search).get('renderer');
+  if (asked === 'cpu' || asked === 'webgl') return asked === 'cpu';
+  const gl = document.createElement('canvas').getContext('webgl2');
+  if (!gl) return true;
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = info ? String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL)) : '';
+  gl.getExtension('WEBGL_lose_context')?.loseContext(); // a probe: give its context back at once
+  return /swiftshader|llvmpipe|softpipe|software/i.test(renderer);
+}
+
 /** The metadata requests the page's inline script sent while this code loaded, by study UID. */
 function startedRequests(): Record<string, Promise<Response>> {
   return (window as { twinpacsMetadata?: Record<string, Promise<Response>> }).twinpacsMetadata ?? {};
@@ -85,6 +99,7 @@ async function main(): Promise<void> {
 
   // Two viewports: two WebGL contexts are enough (the default pool of 7 costs start-up time).
   coreInit({ rendering: { webGlContextCount: 2 }, debug: {} });
+  if (preferCpu()) setUseCPURendering(true);
   loaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
   toolsInit();
   root.dataset.renderer = getShouldUseCPURendering() ? 'cpu' : 'webgl';

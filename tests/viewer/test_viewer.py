@@ -118,6 +118,21 @@ def test_first_image_scroll_and_window_level(archive: Archive, page: Page, tmp_p
     page.screenshot(path=str(tmp_path / "viewer-after-reset.png"))
 
 
+def test_software_webgl_draws_on_the_cpu_and_webgl_can_be_asked_for(archive: Archive, page: Page) -> None:
+    """Headless Chromium's WebGL is SwiftShader (software): the viewer draws on the CPU, which
+    shows the first image sooner there; ?renderer=webgl keeps the GPU path, same grey levels."""
+    page.goto(f"{archive.url}/viewer/{archive.current}?prior={archive.prior}")
+    expect(page.locator(CURRENT)).to_have_attribute("data-state", "ready")
+    assert page.locator("#viewer").get_attribute("data-renderer") == "cpu"
+    for renderer in ("webgl", "cpu"):
+        page.goto(f"{archive.url}/viewer/{archive.current}?prior={archive.prior}&renderer={renderer}")
+        expect(page.locator(CURRENT)).to_have_attribute("data-state", "ready")
+        expect(page.locator(PRIOR)).to_have_attribute("data-state", "ready")
+        assert page.locator("#viewer").get_attribute("data-renderer") == renderer
+        assert_shows(page, CURRENT, centre_hu(1))
+        assert_shows(page, PRIOR, centre_hu(1, study_offset=PRIOR_OFFSET))
+
+
 def test_multiframe_object_is_a_stack(archive: Archive, page: Page) -> None:
     page.goto(f"{archive.url}/viewer/{archive.current}?prior={archive.prior}")
     current = page.locator(CURRENT)
