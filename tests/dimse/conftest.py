@@ -50,12 +50,14 @@ SYNTHETIC_SOP_CLASSES = {CTImageStorage: "CT", MRImageStorage: "MR", ComputedRad
 StartServer = Callable[..., DimseServer]
 
 
-def launch(data_dir: Path, destinations: dict[str, str] | None = None, **dicom: object) -> DimseServer:
+def launch(data_dir: Path, destinations: dict[str, str] | None = None, limits: dict[str, object] | None = None,
+           **dicom: object) -> DimseServer:
     """A site in `data_dir` with its DIMSE door on a free loopback port."""
     settings = load_settings(overrides={
         "site": {"data_dir": data_dir, "ae_title": AE_TITLE},
         "database": {"url": backend_url(data_dir)},
         "dicom": {"port": 0, "move_destinations": destinations or {}, **dicom},
+        "limits": limits or {},
     })
     return start_dimse(build_site(settings))
 
@@ -70,8 +72,9 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """launch() bound to the test's folder; every server started is stopped afterwards."""
     servers: list[DimseServer] = []
 
-    def start(destinations: dict[str, str] | None = None, **dicom: object) -> DimseServer:
-        servers.append(launch(tmp_path / f"site{len(servers)}", destinations, **dicom))
+    def start(destinations: dict[str, str] | None = None, limits: dict[str, object] | None = None,
+              **dicom: object) -> DimseServer:
+        servers.append(launch(tmp_path / f"site{len(servers)}", destinations, limits, **dicom))
         return servers[-1]
 
     yield start

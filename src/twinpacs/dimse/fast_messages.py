@@ -12,6 +12,7 @@ Anything outside the simple cases (N-services, AT values) falls back to pynetdic
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
@@ -122,18 +123,24 @@ def _data_pdvs(read: Callable[[int], bytes], length: int, max_pdu: int) -> Itera
 
 
 def install(dimse: DIMSEServiceProvider) -> None:
-    """Send this association's DIMSE-C messages through the direct encoder."""
+    """Send this association's DIMSE-C messages through the direct encoder, one whole message
+    at a time: two threads may send on one association (a handler's responses and a Storage
+    Commitment N-EVENT-REPORT, or pynetdicom's N-EVENT-REPORT handler thread and a C-STORE),
+    and pynetdicom queues each message's PDUs one by one, so they could interleave and the
+    peer would read a data set under another message's command (PS3.7 forbids that)."""
     original: Callable[[Any, int], None] = dimse.send_msg
+    one_at_a_time = threading.Lock()
 
     def send_msg(primitive: Any, context_id: int) -> None:
-        try:
-            command, dataset = encode_command(primitive)
-        except Unsupported:
-            original(primitive, context_id)
-            return
-        for pdv in p_data_values(command, dataset, dimse.maximum_pdu_size):
-            pdata = P_DATA()
-            pdata.presentation_data_value_list.append((context_id, pdv))
-            dimse.dul.send_pdu(pdata)
+        with one_at_a_time:
+            try:
+                command, dataset = encode_command(primitive)
+            except Unsupported:
+                original(primitive, context_id)
+                return
+            for pdv in p_data_values(command, dataset, dimse.maximum_pdu_size):
+                pdata = P_DATA()
+                pdata.presentation_data_value_list.append((context_id, pdv))
+                dimse.dul.send_pdu(pdata)
 
     dimse.send_msg = send_msg  # type: ignore[method-assign]

@@ -36,7 +36,13 @@ from .commitment import StorageCommitment
 from .handlers import ModalityWorklistInformationFind, handle_find, handle_store
 from .retrieve import handle_get, handle_move
 from .tls import TlsAssociationServer, server_context
-from .transport import CONNECTION_HANDLERS, apply_limits, enable_stored_file_sending, install_fast_context_copy
+from .transport import (
+    CONNECTION_HANDLERS,
+    apply_limits,
+    enable_stored_file_sending,
+    install_fast_context_copy,
+    skip_unlogged_dumps,
+)
 from .uids import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -165,6 +171,7 @@ def start_dimse(site: Site) -> DimseServer:
     ssl_context = server_context(settings)  # first: an unreadable certificate stops the start here
     enable_stored_file_sending()
     install_fast_context_copy()
+    skip_unlogged_dumps()
     access = DicomAccess(site.settings, site.access_trail)
     access.announce()
     ae = build_ae(site)
