@@ -164,12 +164,36 @@ def dcmtk_timeouts(args: argparse.Namespace) -> list[str]:
     return ["-to", "10", "-ta", "30", "-td", str(args.timeout)]
 
 
+def wait_exact(procs: list[subprocess.Popen[bytes]], timeout: float) -> list[int]:
+    """Exit codes, each seen the moment its process ends. Popen.wait(timeout) polls with
+    sleeps doubling from 0.5 ms to 50 ms, which rounded every timed tool up to the next step
+    (a C-GET of 64.1 ms was the 63.5 ms step; 119 or 165 ms, the 113.5 or 163.5 ms one);
+    here a timer kills what still runs at the deadline, and TimeoutExpired follows."""
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        rcs = [p.wait() for p in procs]
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(procs[0].args, timeout)
+    return rcs
+
+
 def run_tool(cmd: list[str], timeout: float, log: Path) -> float:
     """Run one DCMTK tool; return wall seconds or raise PhaseError with its last words."""
     t0 = time.perf_counter()
     with log.open("wb") as err:
         try:
-            rc = subprocess.run(cmd, env=DCMTK_ENV, stdout=err, stderr=err, timeout=timeout).returncode
+            rc = wait_exact([subprocess.Popen(cmd, env=DCMTK_ENV, stdout=err, stderr=err)], timeout)[0]
         except subprocess.TimeoutExpired:
             raise PhaseError(f"{cmd[0]} timed out after {timeout:.0f} s") from None
         except FileNotFoundError:
@@ -249,7 +273,7 @@ def ingest_run(args: argparse.Namespace, files: list[Path], n: int, flag: list[s
                 with logs[j].open("wb") as log:  # the child keeps its own copy of the fd
                     procs.append(subprocess.Popen(cmd, env=DCMTK_ENV, stdout=log, stderr=subprocess.STDOUT))
             deadline = t0 + args.timeout
-            rcs = [p.wait(timeout=max(0.1, deadline - time.perf_counter())) for p in procs]
+            rcs = wait_exact(procs, max(0.1, deadline - time.perf_counter()))
         except subprocess.TimeoutExpired:
             raise PhaseError(f"storescu timed out after {args.timeout} s") from None
         except FileNotFoundError:
