@@ -177,7 +177,8 @@ def test_dcmtk_clients_outside_their_rights_are_refused(start_server: StartServe
 def test_moves_only_to_configured_destinations_and_the_aes_own(
         start_server: StartServer, stored: list[Path], storescp: tuple[str, int, Path]) -> None:
     ae_title, port, folder = storescp
-    server = secured(start_server, port, allowed_aes={**RIGHTS, "ANYWHERE": {"rights": ["move"]}})
+    server = secured(start_server, port, allowed_aes={**RIGHTS, "ANYWHERE": {"rights": ["move"]},
+                                                       ae_title: {"rights": ["move"]}})
     store_files(server, stored)
     study = _study_uid(stored[0])
     contexts = [build_context(StudyRootQueryRetrieveInformationModelMove)]
@@ -188,8 +189,13 @@ def test_moves_only_to_configured_destinations_and_the_aes_own(
         assert final_status(assoc.send_c_move(study_identifier(study), ae_title, model)) == 0x0000
     with association(server.port, contexts, ae_title="ANYWHERE") as assoc:  # no list: any configured one
         assert final_status(assoc.send_c_move(study_identifier(study), "NOWHERE", model)) == MOVE_DESTINATION_UNKNOWN
-    assert len(list(folder.iterdir())) == len(stored)
-    moves = [(r.entry.principal.name, r.entry.outcome, r.entry.detail) for r in trail(server, action="retrieve")]
+    assert len(list(folder.iterdir())) == len(stored)  # storescp keeps one file per object
+    moves = [(r.entry.principal.name, r.entry.outcome, r.entry.detail) for r in trail(server, action="export")]
+    assert trail(server, action="retrieve") == []  # so far every move went to another AE than its caller
+    with association(server.port, contexts, ae_title=ae_title) as assoc:  # to itself: a retrieval
+        assert final_status(assoc.send_c_move(study_identifier(study), ae_title, model)) == 0x0000
+    [own] = trail(server, action="retrieve")
+    assert (own.entry.principal.name, own.entry.outcome) == (ae_title, "success")
     assert ("VIEWER", "success", f"C-MOVE to STORESCP STUDY StudyInstanceUID={study}: {len(stored)} object(s)") in moves
     refused = [detail for who, outcome, detail in moves if outcome == "refused"]
     assert sorted(refused) == ["C-MOVE refused: 'NOWHERE' is not a configured destination",

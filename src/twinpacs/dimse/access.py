@@ -200,18 +200,21 @@ class DicomAccess:
 
     def move(self, handler: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
         """EVT_C_MOVE handler: the destination must be configured, and among the AE's own if it
-        has a list (else 0xA801, before any association to it); the retrieval is recorded."""
+        has a list (else 0xA801, before any association to it); recorded as a retrieval when
+        the caller moves to itself, as an export when to another AE."""
         def handle(event: Event, *args: Any) -> Iterator[Any]:
             destination = (event.move_destination or "").strip()
+            # Objects sent to an AE other than the caller leave for another system: an export.
+            action: Action = "retrieve" if destination == ae_of(event.assoc) else "export"
             grant = self.grant(ae_of(event.assoc), str(event.assoc.requestor.address))
             if destination not in self.destinations:
                 why = "is not a configured destination"
             elif grant is not None and grant.move_to and destination not in grant.move_to:
                 why = "is not among this AE's destinations"
             else:
-                yield from self._recorded(event, "retrieve", f"C-MOVE to {destination}", handler(event, *args))
+                yield from self._recorded(event, action, f"C-MOVE to {destination}", handler(event, *args))
                 return
-            self._refused(principal(event.assoc), "retrieve", f"C-MOVE refused: {destination!r} {why}")
+            self._refused(principal(event.assoc), action, f"C-MOVE refused: {destination!r} {why}")
             yield None, None  # pynetdicom answers 0xA801 Move Destination unknown
         return handle
 
