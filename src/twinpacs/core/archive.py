@@ -39,8 +39,8 @@ class StoreResult:
     content_hash: str
     bytes_received: int
     bytes_written: int
-    study_uid: str = ""
-    series_uid: str = ""
+    study_uid: str
+    series_uid: str
 
     @property
     def message(self) -> str:
@@ -66,9 +66,8 @@ def _record_of(data: bytes) -> InstanceRecord:
 
 
 def _result(status: StoreStatus, record: InstanceRecord, received: int, written: int) -> StoreResult:
-    a = record.attributes
-    return StoreResult(status, record.sop_instance_uid, a["SOPClassUID"], record.content_hash, received, written,
-                       a.get("StudyInstanceUID", ""), a.get("SeriesInstanceUID", ""))
+    return StoreResult(status, record.sop_instance_uid, record.attributes["SOPClassUID"], record.content_hash,
+                       received, written, record.study_instance_uid, record.series_instance_uid)
 
 
 class Archive:
@@ -123,9 +122,8 @@ class Archive:
         for data in datas:
             try:
                 record = _record_of(data)
-                if study and record.attributes["StudyInstanceUID"] != study:
-                    raise StudyMismatch(f"the instance belongs to study {record.attributes['StudyInstanceUID']}, "
-                                        f"not to {study}")
+                if study and record.study_instance_uid != study:
+                    raise StudyMismatch(f"the instance belongs to study {record.study_instance_uid}, not to {study}")
                 outcomes.append(record)
             except TwinpacsError as exc:
                 outcomes.append(exc)

@@ -26,6 +26,7 @@ from ..core.incident_reports import IncidentFacts, count_incidents
 from ..core.strategies import recommend_for
 from ..core.suggest import Suggestion, suggest
 from ..errors import InvalidInput
+from ..index.database import Database
 from ..index.incident_register import drafts_for, register_for
 from .access import may_open
 from .page_render import page, render
@@ -80,7 +81,7 @@ async def report_incident(request: Request) -> Response:
 
 # --- the register ------------------------------------------------------------------------------
 
-def _overview(register: IncidentRegister, db: Any) -> dict[str, Any]:
+def _overview(register: IncidentRegister, db: Database) -> dict[str, Any]:
     incidents = register.list()
     report = count_incidents((IncidentFacts.of(i) for i in incidents), register.taxonomy)
     return {"incidents": incidents, "tax": register.taxonomy, "charts": CHARTS,
