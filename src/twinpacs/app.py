@@ -93,7 +93,7 @@ def build_site(settings: Settings) -> Site:
 
         r = settings.replication
         site.commitment_reports = CommitmentReports()
-        clients = [make_client(p, settings.site_name, settings.site.ae_title, site.commitment_reports)
+        clients = [make_client(p, settings.site_name, settings.dicom, settings.site.ae_title, site.commitment_reports)
                    for p in settings.peers]
         policy = Policy(r.batch_size, r.retry_initial_s, r.retry_max_s, r.give_up_after)
         site.replication = Replication(site.outbox, archive.blobs, clients, policy)

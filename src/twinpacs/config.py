@@ -112,6 +112,14 @@ class DicomSettings(Section):
     tls_ca_file: Path | None = Field(None, description="PEM file of the CAs whose client certificates are trusted.")
     tls_require_client_cert: bool = Field(
         False, description="Refuse a TLS connection without a client certificate issued by tls_ca_file.")
+    tls_destinations: list[str] = Field(
+        default_factory=list, description="AE titles of move_destinations reached with DICOM TLS (C-MOVE "
+        "sub-associations, Storage Commitment reports); this site shows tls_cert_file when asked for a certificate.",
+    )
+    tls_remote_ca_file: Path | None = Field(
+        None, description="PEM file of the CAs trusted for the certificates of the DICOM nodes this site "
+        "connects to with TLS (tls_destinations, DIMSE peers and prefetch sources with tls); empty: the system's CAs.",
+    )
 
     @field_validator("move_destinations")
     @classmethod
@@ -126,8 +134,17 @@ class DicomSettings(Section):
     def _allowed(cls, v: dict[str, AllowedAe]) -> dict[str, AllowedAe]:
         return {check_ae_title(ae): rights for ae, rights in v.items()}
 
+    @field_validator("tls_destinations")
+    @classmethod
+    def _tls_destinations(cls, v: list[str]) -> list[str]:
+        return [check_ae_title(ae) for ae in v]
+
     @model_validator(mode="after")
     def _consistent(self) -> DicomSettings:
+        unknown = [ae for ae in self.tls_destinations if ae not in self.move_destinations]
+        if unknown:
+            raise ValueError(f"tls_destinations names {', '.join(unknown)}, not in move_destinations "
+                             f"({', '.join(self.move_destinations) or 'none configured'})")
         for ae, allowed in self.allowed_aes.items():
             unknown = [d for d in allowed.move_to if d not in self.move_destinations]
             if unknown:
@@ -184,6 +201,10 @@ class PeerSettings(Section):
     port: int = Field(0, ge=0, le=65535, description="DIMSE peers: port.")
     storage_commitment: bool = Field(
         False, description="DIMSE peers: confirm through Storage Commitment (else objects stay 'sent, not verified')."
+    )
+    tls: bool = Field(
+        False, description="DIMSE peers: connect with DICOM TLS (dicom.tls_remote_ca_file, dicom.tls_cert_file); "
+        "a twinpacs peer uses HTTPS through an https:// dicomweb_url instead.",
     )
     token: SecretStr = Field(
         SecretStr(""), description="twinpacs peers: the API token this site sends to the peer (Authorization: "
@@ -288,6 +309,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"peer {peer.name}: a twinpacs peer needs dicomweb_url or api_url")
             if peer.kind == "dimse" and not (peer.ae_title and peer.port):
                 raise ValueError(f"peer {peer.name}: a DIMSE peer needs ae_title and port")
+            if peer.kind == "twinpacs" and peer.tls:
+                raise ValueError(f"peer {peer.name}: tls is for DIMSE peers; a twinpacs peer uses HTTPS "
+                                 "through an https:// dicomweb_url")
         return peers
 
     @property

@@ -83,6 +83,10 @@ class PrefetchSourceSettings(Section):
     retrieve: Literal["move", "get"] = Field(
         "move", description="dimse: C-MOVE to this site's AE title (the source must know its address) or C-GET."
     )
+    tls: bool = Field(
+        False, description="dimse: connect with DICOM TLS (dicom.tls_remote_ca_file, dicom.tls_cert_file); "
+        "a dicomweb source uses HTTPS through an https:// dicomweb_url instead.",
+    )
     dicomweb_url: str = Field("", description="dicomweb: base URL, e.g. http://127.0.0.1:8081/dicom-web.")
     token: SecretStr = Field(SecretStr(""), description="dicomweb: bearer token sent to the source, if it asks for one.")
 
@@ -114,4 +118,7 @@ class PrefetchSettings(Section):
                 raise ValueError(f"prefetch source {s.name}: a DIMSE source needs ae_title and port")
             if s.kind == "dicomweb" and not s.dicomweb_url:
                 raise ValueError(f"prefetch source {s.name}: a DICOMweb source needs dicomweb_url")
+            if s.kind == "dicomweb" and s.tls:
+                raise ValueError(f"prefetch source {s.name}: tls is for DIMSE sources; a DICOMweb source uses "
+                                 "HTTPS through an https:// dicomweb_url")
         return sources

@@ -16,11 +16,11 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE, build_context, evt
 from pynetdicom.association import Association
 
-from .config import PeerSettings
+from .config import DicomSettings, PeerSettings
 from .core.accounts import bearer
 from .core.replication import CONFIRMED, PENDING, UNVERIFIED, Outgoing, Verdict
 from .dimse.reports import CommitmentReports
-from .dimse.scu import MAX_CONTEXTS, associate, storage_contexts
+from .dimse.scu import MAX_CONTEXTS, Remote, associate, no_association, remote, storage_contexts
 from .dimse.transport import StoredFile, enable_stored_file_sending
 from .dimse.uids import StorageCommitmentPushModel, StorageCommitmentPushModelInstance
 from .web.multipart import encode_parts, new_boundary, related_content_type
@@ -134,9 +134,11 @@ class DimsePeer:
     listener, wherever the peer sends it; without, the objects are 'unverified': sent, never
     confirmed."""
 
-    def __init__(self, peer: PeerSettings, ae_title: str, reports: CommitmentReports, timeout: float = 30.0) -> None:
+    def __init__(self, peer: PeerSettings, to: Remote, ae_title: str, reports: CommitmentReports,
+                 timeout: float = 30.0) -> None:
         self.name = peer.name
         self.peer = peer
+        self.to = to
         self.reports = reports
         self.report_timeout = timeout
         self.ae = AE(ae_title=ae_title)
@@ -147,10 +149,9 @@ class DimsePeer:
         contexts = storage_contexts([o.instance for o in objects])
         if self.peer.storage_commitment:
             contexts = [*contexts[:MAX_CONTEXTS - 1], build_context(StorageCommitmentPushModel)]
-        where = f"{self.peer.ae_title}@{self.peer.host}:{self.peer.port}"
-        assoc = associate(self.ae, (self.peer.host, self.peer.port), self.peer.ae_title, contexts)
+        assoc = associate(self.ae, self.to, contexts)
         if not assoc.is_established:
-            return {o.item.sop_instance_uid: Verdict(PENDING, f"no association with {where}") for o in objects}
+            return {o.item.sop_instance_uid: Verdict(PENDING, no_association(self.to)) for o in objects}
         assoc.bind(evt.EVT_N_EVENT_REPORT, self.reports.on_report)
         try:
             verdicts, sent = _store(assoc, objects)
@@ -237,6 +238,8 @@ def _hex(code: Any) -> str:
     return "none (no answer)" if code is None else f"0x{int(code):04X}"
 
 
-def make_client(peer: PeerSettings, site_name: str, ae_title: str,
+def make_client(peer: PeerSettings, site_name: str, dicom: DicomSettings, ae_title: str,
                 reports: CommitmentReports) -> TwinpacsPeer | DimsePeer:
-    return TwinpacsPeer(peer, site_name) if peer.kind == "twinpacs" else DimsePeer(peer, ae_title, reports)
+    if peer.kind == "twinpacs":
+        return TwinpacsPeer(peer, site_name)
+    return DimsePeer(peer, remote(dicom, peer.ae_title, peer.host, peer.port, peer.tls), ae_title, reports)

@@ -21,11 +21,11 @@ from pynetdicom.presentation import PresentationContext, StoragePresentationCont
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser
 
-from .config import PrefetchSourceSettings
+from .config import DicomSettings, PrefetchSourceSettings
 from .core.accounts import bearer
 from .core.archive import Archive
 from .core.prefetch import Candidate
-from .dimse.scu import MAX_CONTEXTS, associate, identifier
+from .dimse.scu import MAX_CONTEXTS, Remote, associate, identifier, no_association, remote
 from .dimse.server import STORAGE_TRANSFER_SYNTAXES
 from .dimse.status import SUCCESS, failure
 from .dimse.uids import (
@@ -63,8 +63,10 @@ class PriorSource(Protocol):
     def close(self) -> None: ...
 
 
-def make_source(source: PrefetchSourceSettings, ae_title: str, archive: Archive) -> PriorSource:
-    return DicomwebSource(source, archive) if source.kind == "dicomweb" else DimseSource(source, ae_title, archive)
+def make_source(source: PrefetchSourceSettings, dicom: DicomSettings, ae_title: str, archive: Archive) -> PriorSource:
+    if source.kind == "dicomweb":
+        return DicomwebSource(source, archive)
+    return DimseSource(source, remote(dicom, source.ae_title, source.host, source.port, source.tls), ae_title, archive)
 
 
 def candidate(source: str, ds: Dataset) -> Candidate:
@@ -102,9 +104,11 @@ class DimseSource:
     must know its address as a move destination; the objects arrive through this site's DICOM
     listener) or C-GET on the same association (stored here as they arrive)."""
 
-    def __init__(self, source: PrefetchSourceSettings, ae_title: str, archive: Archive, timeout: float = 30.0) -> None:
+    def __init__(self, source: PrefetchSourceSettings, to: Remote, ae_title: str, archive: Archive,
+                 timeout: float = 30.0) -> None:
         self.name = source.name
         self.source = source
+        self.to = to
         self.ae_title = ae_title
         self.archive = archive
         self.ae = AE(ae_title=ae_title)
@@ -112,14 +116,14 @@ class DimseSource:
 
     @property
     def where(self) -> str:
-        return f"{self.source.ae_title}@{self.source.host}:{self.source.port}"
+        return str(self.to)
 
     @contextmanager
     def _association(self, contexts: list[PresentationContext], roles: list[Any] | None = None,
                      handlers: list[Any] | None = None) -> Iterator[Association]:
-        assoc = associate(self.ae, (self.source.host, self.source.port), self.source.ae_title, contexts, roles)
+        assoc = associate(self.ae, self.to, contexts, roles)
         if not assoc.is_established:
-            raise SourceError(f"no association with {self.where} (refused, or nothing listens there)")
+            raise SourceError(no_association(self.to))
         for event, handler in handlers or []:
             assoc.bind(event, handler)
         try:

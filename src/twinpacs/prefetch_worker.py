@@ -221,7 +221,7 @@ def _summary(attempt: Attempt) -> str:
 def build_worker(site: Site) -> PrefetchWorker:
     """The worker for the site's [prefetch] settings (sources, rules, retries)."""
     p = site.settings.prefetch
-    sources = [make_source(s, site.ae_title, site.archive) for s in p.sources]
+    sources = [make_source(s, site.settings.dicom, site.ae_title, site.archive) for s in p.sources]
     return PrefetchWorker(SqlPrefetch(site.index.db), sources,
                           Rules(p.same_modality, p.same_body_part, p.within_years, p.max_studies),
                           Policy(p.retry_s, p.give_up_after))

@@ -204,8 +204,9 @@ def store_files(server: DimseServer, files: list[Path]) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Pki:
-    """PEM files made at test time: a CA, a server certificate for 127.0.0.1/localhost and a
-    client certificate it issued, and a self-signed "rogue" certificate from no CA."""
+    """PEM files made at test time: a CA, a server certificate for 127.0.0.1/localhost, a
+    client certificate and a "node" certificate (both uses: a DICOM node that listens and
+    calls) it issued, and a self-signed "rogue" certificate from no CA."""
 
     ca: Path
     server_cert: Path
@@ -214,6 +215,8 @@ class Pki:
     client_key: Path
     rogue_cert: Path
     rogue_key: Path
+    node_cert: Path
+    node_key: Path
 
 
 def make_pki(folder: Path) -> Pki:
@@ -257,7 +260,8 @@ def make_pki(folder: Path) -> Pki:
     client = write("client", issue("twinpacs test client", authority, [ExtendedKeyUsageOID.CLIENT_AUTH]))
     both = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
     rogue = write("rogue", issue("rogue", None, both))
-    return Pki(ca, *server, *client, *rogue)
+    node = write("node", issue("twinpacs test node", authority, both))
+    return Pki(ca, *server, *client, *rogue, *node)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
-from tests.dimse.conftest import listen
+from tests.dimse.conftest import Pki, listen, make_pki
 from tests.dimse.test_commitment import Modality, commitment_request
 from twinpacs.dimse import start_dimse
 from twinpacs.dimse.server import STORAGE_TRANSFER_SYNTAXES
@@ -118,6 +118,52 @@ def test_a_twinpacs_site_as_dimse_peer_with_storage_commitment(sites: Sites, new
     finally:
         dimse_b.shutdown()
         listener_a.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def test_replication_and_its_commitment_report_over_dicom_tls(sites: Sites, pki: Pki) -> None:
+    """A sends to B over TLS; B reports on a new TLS association to A's listener. Each
+    listener requires a client certificate from the CA, so each side proves who it is."""
+    node = {"tls_cert_file": pki.node_cert, "tls_key_file": pki.node_key, "tls_ca_file": pki.ca,
+            "tls_require_client_cert": True, "tls_remote_ca_file": pki.ca}
+    port_b = free_port()
+    a = sites.build("A", [{**dimse_peer(port_b, True, ae_title="B"), "tls": True}], dicom=node)
+    listener_a = start_dimse(a)
+    dimse_b = start_dimse(sites.build("B", [], dicom={
+        **node, "port": port_b, "move_destinations": {"A": f"{HOST}:{listener_a.port}"}, "tls_destinations": ["A"]}))
+    try:
+        a.replication.start()  # type: ignore[union-attr]
+        for data in objects(3, seed=24):
+            a.archive.store(data, "TEST")
+        wait_for(lambda: states(a) == {"confirmed": 3}, what="3 rows confirmed by B's commitment over TLS")
+        assert held(dimse_b.site) == held(a)
+    finally:
+        dimse_b.shutdown()
+        listener_a.shutdown()
+
+
+def test_a_peer_whose_certificate_is_not_trusted_gets_nothing_and_the_reason_shows(
+        sites: Sites, pki: Pki) -> None:
+    port_b = free_port()
+    a = sites.build("A", [{**dimse_peer(port_b, False, ae_title="B"), "tls": True}],
+                    dicom={"tls_remote_ca_file": pki.ca})
+    dimse_b = start_dimse(sites.build("B", [], dicom={"port": port_b, "tls_cert_file": pki.rogue_cert,
+                                                      "tls_key_file": pki.rogue_key}))
+    try:
+        a.replication.start()  # type: ignore[union-attr]
+        for data in objects(2, seed=25):
+            a.archive.store(data, "TEST")
+        wait_for(lambda: all(r["attempts"] >= 1 for r in rows(a)), what="an attempt each")
+        assert states(a) == {"pending": 2}
+        assert all(f"no association with B@{HOST}:{port_b} over TLS (refused, TLS handshake failed"
+                   in r["last_error"] for r in rows(a))
+        assert held(dimse_b.site) == {}
+    finally:
+        dimse_b.shutdown()
 
 
 @pytest.fixture

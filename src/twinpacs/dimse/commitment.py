@@ -3,7 +3,7 @@
 N-ACTION (Request Storage Commitment) is answered at once; the N-EVENT-REPORT follows once
 that answer has left the socket. Where the report goes (PS3.4 J.3.3 allows both):
 - a requester whose AE title has an address in dicom.move_destinations gets it on a new
-  association, proposing the SCP role; modalities release right after the N-ACTION, so
+  association (with TLS when dicom.tls_destinations names it), proposing the SCP role; modalities release right after the N-ACTION, so
   this is the route that works in practice;
 - any other requester gets one attempt on the association it asked on, if still open.
 An instance counts as committed only when the index holds it as the current version with
@@ -33,11 +33,10 @@ from pynetdicom.dsutils import decode
 from pynetdicom.events import Event
 from pynetdicom.pdu import P_DATA_TF
 
-from ..config import parse_host_port
 from ..core.archive import Archive
 from ..core.parsing import check_uid
 from ..errors import InvalidInput, NotFound
-from .scu import associate
+from .scu import Remote, associate
 from .status import (
     CLASS_INSTANCE_CONFLICT,
     INVALID_ATTRIBUTE_VALUE,
@@ -70,7 +69,7 @@ class CommitmentRequest:
 
 
 class StorageCommitment:
-    def __init__(self, ae: AE, archive: Archive, addresses: dict[str, str],
+    def __init__(self, ae: AE, archive: Archive, addresses: dict[str, Remote],
                  unconfirmed: Callable[[list[str]], set[str]] | None = None, peer_wait_s: float = 0.0) -> None:
         self.ae = ae
         self.archive = archive
@@ -171,12 +170,11 @@ class StorageCommitment:
     def _deliver(self, request: CommitmentRequest) -> None:
         try:
             event_type, info = self._report(request)
-            address = self.addresses.get(request.requester)
-            if address is None:
+            to = self.addresses.get(request.requester)
+            if to is None:
                 self._send(request.association, event_type, info, request)
                 return
-            assoc = associate(self.ae, parse_host_port(address), request.requester,
-                              [build_context(StorageCommitmentPushModel)],
+            assoc = associate(self.ae, to, [build_context(StorageCommitmentPushModel)],
                               [build_role(StorageCommitmentPushModel, scp_role=True)])
             try:
                 self._send(assoc, event_type, info, request)

@@ -14,14 +14,13 @@ from pydicom.dataset import Dataset
 from pynetdicom import build_context
 from pynetdicom.events import Event
 
-from ..config import parse_host_port
 from ..core.archive import Archive
 from ..core.model import UNIQUE_KEY, Level, StoredInstance
 from ..core.parsing import check_uid
 from ..core.query import Match, MatchKind, Query
 from ..errors import MissingAttribute, NotFound
 from .handlers import query_level, text
-from .scu import move_destination_kwargs, storage_contexts
+from .scu import Remote, move_destination_kwargs, storage_contexts
 from .status import CANCEL, PENDING, failure
 from .transport import StoredFile
 from .uids import Verification
@@ -73,23 +72,23 @@ def handle_get(event: Event, archive: Archive) -> Iterator[_Yield]:
     yield from _send(event, archive, instances)
 
 
-def handle_move(event: Event, archive: Archive, destinations: dict[str, str]) -> Iterator[_Yield]:
+def handle_move(event: Event, archive: Archive, destinations: dict[str, Remote]) -> Iterator[_Yield]:
     destination = (event.move_destination or "").strip()
     if destination not in destinations:
         log.warning("C-MOVE to unknown destination %r refused", destination)
         yield None, None  # pynetdicom answers 0xA801 Move destination unknown
         return
-    host, port = parse_host_port(destinations[destination])
+    to = destinations[destination]
     try:
         instances = resolve(archive, event.identifier, str(event.request.AffectedSOPClassUID))
     except Exception as exc:
         # pynetdicom takes a destination and a count, then associates, and only then a status:
         # a Verification-only association (any storage SCP should accept one) is the price.
-        yield host, port, move_destination_kwargs([build_context(Verification)])
+        yield to.host, to.port, move_destination_kwargs(to, [build_context(Verification)])
         yield 1
         yield failure(exc, "C-MOVE"), None
         return
-    yield host, port, move_destination_kwargs(storage_contexts(instances))
+    yield to.host, to.port, move_destination_kwargs(to, storage_contexts(instances))
     yield len(instances)
     yield from _send(event, archive, instances)
 

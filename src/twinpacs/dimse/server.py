@@ -35,6 +35,7 @@ from .access import DicomAccess
 from .commitment import StorageCommitment
 from .handlers import ModalityWorklistInformationFind, handle_find, handle_store
 from .retrieve import handle_get, handle_move
+from .scu import move_destinations
 from .tls import TlsAssociationServer, server_context
 from .transport import (
     CONNECTION_HANDLERS,
@@ -177,7 +178,8 @@ def start_dimse(site: Site) -> DimseServer:
     ae = build_ae(site)
     replication = site.settings.replication
     waits = replication.commitment_waits_for_peer and site.replication is not None
-    commitment = StorageCommitment(ae, site.archive, settings.move_destinations,
+    destinations = move_destinations(settings)
+    commitment = StorageCommitment(ae, site.archive, destinations,
                                    site.outbox.unconfirmed if waits else None, replication.commitment_wait_s)
     worklist = Worklist(site.ris, local_zone(site.settings.hl7.timezone), site.settings.limits.max_query_results)
     handlers: list[Any] = [
@@ -188,7 +190,7 @@ def start_dimse(site: Site) -> DimseServer:
         (evt.EVT_C_FIND, access.find(handle_find), [site.archive, site.ae_title, worklist.handle_find,
                                                     site.settings.limits.max_query_results]),
         (evt.EVT_C_GET, access.get(handle_get), [site.archive]),
-        (evt.EVT_C_MOVE, access.move(handle_move), [site.archive, settings.move_destinations]),
+        (evt.EVT_C_MOVE, access.move(handle_move), [site.archive, destinations]),
         *commitment.handlers,
     ]
     if site.commitment_reports is not None:  # reports our DIMSE peers send on a new association

@@ -1,5 +1,6 @@
 """DICOM TLS (PS3.15 B.1, the BCP 195 profiles): the server's SSL context from dicom.tls_*,
-and a listener that does each TLS handshake in the connection's own thread.
+a listener that does each TLS handshake in the connection's own thread, and the context of
+the associations this site opens itself to a node configured with TLS.
 
 pynetdicom's AssociationServer wraps each accepted socket in its accept loop, where the
 handshake runs: a client that connects and sends nothing would hold every other connection
@@ -32,15 +33,7 @@ def server_context(settings: DicomSettings) -> ssl.SSLContext | None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2  # BCP 195: nothing older
-    cert = _readable("dicom.tls_cert_file", settings.tls_cert_file)
-    key = _readable("dicom.tls_key_file", settings.tls_key_file)
-    try:
-        # password "": an encrypted key fails here rather than prompting on the terminal
-        context.load_cert_chain(cert, key, password="")
-    except ssl.SSLError as exc:
-        raise ConfigurationError(
-            f"dicom.tls_cert_file {cert} with dicom.tls_key_file {key}: not a PEM certificate and its "
-            f"unencrypted private key ({exc.reason or exc})") from None
+    _load_own_certificate(context, settings.tls_cert_file, settings.tls_key_file)
     if settings.tls_ca_file is not None:
         ca = _readable("dicom.tls_ca_file", settings.tls_ca_file)
         try:
@@ -50,6 +43,37 @@ def server_context(settings: DicomSettings) -> ssl.SSLContext | None:
         # Without the requirement a client may still present a certificate; it must then be valid.
         context.verify_mode = ssl.CERT_REQUIRED if settings.tls_require_client_cert else ssl.CERT_OPTIONAL
     return context
+
+
+def client_context(settings: DicomSettings) -> ssl.SSLContext:
+    """The context of an association this site opens with TLS: the remote's certificate must
+    chain to dicom.tls_remote_ca_file (else the system's CAs) and name the host connected to;
+    this site's own certificate, if it has one, is shown when the remote asks for one."""
+    if settings.tls_remote_ca_file is None:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    else:
+        ca = _readable("dicom.tls_remote_ca_file", settings.tls_remote_ca_file)
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+        except ssl.SSLError as exc:
+            raise ConfigurationError(
+                f"dicom.tls_remote_ca_file {ca}: no PEM CA certificate ({exc.reason or exc})") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # BCP 195: nothing older
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        _load_own_certificate(context, settings.tls_cert_file, settings.tls_key_file)
+    return context
+
+
+def _load_own_certificate(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+    cert = _readable("dicom.tls_cert_file", cert_file)
+    key = _readable("dicom.tls_key_file", key_file)
+    try:
+        # password "": an encrypted key fails here rather than prompting on the terminal
+        context.load_cert_chain(cert, key, password="")
+    except ssl.SSLError as exc:
+        raise ConfigurationError(
+            f"dicom.tls_cert_file {cert} with dicom.tls_key_file {key}: not a PEM certificate and its "
+            f"unencrypted private key ({exc.reason or exc})") from None
 
 
 def _readable(key: str, path: Path) -> str:
