@@ -3,6 +3,7 @@ every later form and cookie-authenticated POST, logout, and a disabled account."
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from twinpacs.app import Site, build_site
 from twinpacs.config import load_settings
 from twinpacs.core.access_trail import trail_filter
+from twinpacs.index.login_attempts import SqlLoginAttempts
 from twinpacs.web.auth import SESSION_COOKIE
 from tests.served import ServedApp
 
@@ -79,6 +81,42 @@ def test_login_attempts_are_limited_per_address_and_name(tmp_path: Path) -> None
     finally:
         http.stop()
         site.close()
+
+
+def test_the_login_limit_is_shared_by_two_nodes_on_one_database(tmp_path: Path) -> None:
+    """A site served by two processes (or two nodes behind one name) on the same index: a
+    guesser who spreads the attempts over both still gets three in a minute, not six."""
+    first = secure_settings(tmp_path, "N1", security={"login_attempts_per_minute": 3})
+    second = secure_settings(tmp_path, "N2", security={"login_attempts_per_minute": 3})
+    second["database"] = first["database"]
+    sites = [build_site(load_settings(overrides=first)), build_site(load_settings(overrides=second))]
+    nodes = [ServedApp(site) for site in sites]
+    guard(nodes[0]).accounts.add("radiologist1", "radiologist", PASSWORD)
+    try:
+        codes = []
+        for attempt in range(6):
+            with httpx.Client(base_url=nodes[attempt % 2].url, follow_redirects=False) as client:
+                html = client.get("/login").text
+                codes.append(client.post("/login", data={"name": "radiologist1", "password": "guess " * 3,
+                                                         "csrf_token": csrf_of(html)}).status_code)
+        assert codes == [401, 401, 401, 429, 429, 429]
+    finally:
+        for node, site in zip(nodes, sites):
+            node.stop()
+            site.close()
+
+
+def test_attempts_older_than_a_minute_no_longer_count(site: Site) -> None:
+    attempts = SqlLoginAttempts(site.index.db)
+    start = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
+    for second in range(3):
+        assert attempts.record_unless_over(["a", "b"], start + timedelta(seconds=second), 3) is None
+    # Key "a" is full until its oldest attempt is a minute old; "b" alone would be too; "c" is free.
+    assert attempts.record_unless_over(["a", "c"], start + timedelta(seconds=30), 3) == start + timedelta(minutes=1)
+    assert attempts.record_unless_over(["c"], start + timedelta(seconds=30), 3) is None
+    assert attempts.record_unless_over(["a"], start + timedelta(seconds=60, microseconds=1), 3) is None
+    with site.index.db.read() as conn:  # the two of the first second are pruned: the table stays small
+        assert conn.exec_driver_sql("SELECT count(*) FROM login_attempts").scalar() == 6
 
 
 def test_forms_and_cookie_posts_need_the_sessions_csrf_token(served: ServedApp) -> None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -236,34 +233,29 @@ class Accounts:
         return Principal(account.name, account.role, "token", address)
 
 
-class RateLimit:
-    """At most `per_minute` events per key (a client address, a user name) in any minute."""
+class AttemptLog(Protocol):
+    def record_unless_over(self, key_hashes: Sequence[str], now: datetime, limit: int) -> datetime | None:
+        """In one step for every process on the index: when each key has had fewer than `limit`
+        attempts in the minute before `now`, record one for each and return None; otherwise
+        record nothing and return when the last of the full keys has room again."""
+        ...
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+
+class RateLimit:
+    """At most `per_minute` events per key (a client address, a user name) in any minute,
+    counted in the index: a site served by several processes or nodes shares one count."""
+
+    def __init__(self, per_minute: int, log: AttemptLog, clock: Callable[[], datetime]) -> None:
         self.per_minute = per_minute
+        self.log = log
         self.clock = clock
-        self._seen: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
     def hit(self, *keys: str) -> float:
-        """Counts one event for each key; 0 when allowed, else the seconds until one of the
-        keys allows again (nothing counted then)."""
+        """Counts one event for each key; 0 when allowed, else the seconds until every key
+        allows again (nothing counted then)."""
         now = self.clock()
-        with self._lock:
-            waits = []
-            for key in keys:
-                seen = self._seen.setdefault(key, deque())
-                while seen and seen[0] <= now - 60:
-                    seen.popleft()
-                if len(seen) >= self.per_minute:
-                    waits.append(seen[0] + 60 - now)
-            if waits:
-                return max(max(waits), 1.0)
-            for key in keys:
-                self._seen[key].append(now)
-            if len(self._seen) > 10_000:  # forget idle keys: an address scan must not grow this forever
-                self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - 60}
-            return 0.0
+        free_at = self.log.record_unless_over([digest(key) for key in keys], now, self.per_minute)
+        return 0.0 if free_at is None else max((free_at - now).total_seconds(), 1.0)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -525,3 +525,14 @@ login_sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
+
+# Login attempts of the last minute, per key (a client address, a user name) as SHA-256 hex: a
+# name typed in the wrong box may be a password. Shared by every process on this index, so the
+# limit holds for a site served by several (core.accounts.RateLimit); older rows are pruned.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_hash", String(64), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+)

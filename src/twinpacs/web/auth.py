@@ -28,6 +28,7 @@ from ..core.accounts import ROLES, Accounts, ConfigToken, RateLimit, Session, sa
 from ..core.principal import Principal
 from ..index.accounts import SqlAccountStore
 from ..index.database import Database
+from ..index.login_attempts import SqlLoginAttempts
 from .access import PUBLIC, match, roles_for
 from .errors import error_response
 from .page_render import error_page
@@ -54,7 +55,8 @@ class Guard:
 def make_guard(security: SecuritySettings, db: Database, clock: Callable[[], datetime]) -> Guard:
     tokens = [ConfigToken(t.name, t.token.get_secret_value(), t.role) for t in security.api_tokens]
     accounts = Accounts(SqlAccountStore(db), clock, tokens, security.session_hours)
-    return Guard(accounts, security.anonymous_role, RateLimit(security.login_attempts_per_minute),
+    limit = RateLimit(security.login_attempts_per_minute, SqlLoginAttempts(db), clock)
+    return Guard(accounts, security.anonymous_role, limit,
                  security.cookie_secure, int(security.session_hours * 3600))
 
 

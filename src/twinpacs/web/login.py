@@ -75,7 +75,7 @@ async def login(request: Request) -> Response:
     address = client_address(request.scope)
     if not same(form.get(CSRF_FIELD, ""), request.cookies.get(LOGIN_COOKIE, "")) or not form.get(CSRF_FIELD):
         return _form(request, next_path, name, "The form had expired: please sign in again.", 403)
-    wait = guard.login_limit.hit(f"address:{address}", f"name:{name.lower()}")
+    wait = await run_in_threadpool(guard.login_limit.hit, f"address:{address}", f"name:{name.lower()}")
     if wait:
         _record(request, Principal(name or "anonymous", "anonymous", "user", address), "login", "refused",
                 "too many attempts")
