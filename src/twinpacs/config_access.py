@@ -49,7 +49,8 @@ class OidcSettings(Section):
     )
     redirect_url: str = Field(
         "", description="The callback URL registered at the provider; empty: derived from the request "
-        "(BASE/login/oidc/callback). Set it behind a proxy that changes the host or scheme.",
+        "(BASE/login/oidc/callback). Set it behind a proxy that changes the host or scheme. The post-logout "
+        "redirect URL to register beside it is BASE/login.",
     )
     timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the identity provider's answers.")
 

@@ -1,7 +1,10 @@
 """A minimal OpenID Connect provider for the tests, served by a real uvicorn on 127.0.0.1: discovery,
 JWKS (an RSA key made at start), an authorize endpoint that signs the user in at once and redirects
-back with a code, and a token endpoint (client_secret_basic, PKCE S256 checked) issuing a signed
-ID token. `claims` are the next user's; `tamper` and `nonce` spoil the next ID token on purpose."""
+back with a code, a token endpoint (client_secret_basic, PKCE S256 checked) issuing a signed ID
+token and an access token, a userinfo endpoint for that access token, and an end-session endpoint
+(RP-Initiated Logout) that records its calls. `claims` are the next user's ID token claims,
+`userinfo` what the userinfo endpoint adds; `tamper`, `nonce` and `userinfo_sub` spoil the next
+answers on purpose."""
 
 from __future__ import annotations
 
@@ -32,13 +35,19 @@ class Provider:
         self.claims: dict[str, Any] = {}
         self.tamper = False  # the next ID token gets a broken signature
         self.nonce: str | None = None  # the next ID token carries this nonce instead of the one asked
+        self.userinfo: dict[str, Any] = {}
+        self.userinfo_sub: str | None = None  # the userinfo answer names this subject instead
         self.codes: dict[str, dict[str, str]] = {}
-        self.token_requests = 0
+        self.access_tokens: dict[str, str] = {}  # access token -> subject
+        self.token_requests = self.userinfo_requests = 0
+        self.logouts: list[dict[str, str]] = []
         app = Starlette(routes=[
             Route("/.well-known/openid-configuration", self.discovery),
             Route("/jwks", self.jwks),
             Route("/authorize", self.authorize),
             Route("/token", self.token, methods=["POST"]),
+            Route("/userinfo", self.userinfo_endpoint),
+            Route("/logout", self.end_session),
         ])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                                     access_log=False, lifespan="off"))
@@ -58,6 +67,7 @@ class Provider:
         return JSONResponse({
             "issuer": self.issuer, "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token", "jwks_uri": f"{self.issuer}/jwks",
+            "userinfo_endpoint": f"{self.issuer}/userinfo", "end_session_endpoint": f"{self.issuer}/logout",
             "response_types_supported": ["code"], "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             "code_challenge_methods_supported": ["S256"],
@@ -93,4 +103,18 @@ class Provider:
             head, _, signature = id_token.split(".")
             body = base64.urlsafe_b64encode(json.dumps({**claims, "roles": ["pacs-admins"]}).encode())
             id_token = f"{head}.{body.decode().rstrip('=')}.{signature}"
-        return JSONResponse({"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "id_token": id_token})
+        access_token = secrets.token_urlsafe(16)
+        self.access_tokens[access_token] = claims["sub"]
+        return JSONResponse({"access_token": access_token, "token_type": "Bearer", "id_token": id_token})
+
+    async def userinfo_endpoint(self, request: Request) -> Response:
+        self.userinfo_requests += 1
+        subject = self.access_tokens.get(request.headers.get("authorization", "").removeprefix("Bearer "))
+        if subject is None:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        return JSONResponse({**self.userinfo, "sub": self.userinfo_sub or subject})
+
+    async def end_session(self, request: Request) -> Response:
+        self.logouts.append(dict(request.query_params))
+        back = request.query_params.get("post_logout_redirect_uri")
+        return RedirectResponse(back, 302) if back else JSONResponse({"signed_out": True})

@@ -18,7 +18,7 @@ from twinpacs.web.auth import SESSION_COOKIE
 from twinpacs.web.oidc import FLOW_COOKIE
 from tests.served import ServedApp
 
-from .conftest import secure_settings
+from .conftest import csrf_of, secure_settings
 from .oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
 
 
@@ -36,6 +36,7 @@ def served(tmp_path: Path, provider: Provider) -> Iterator[ServedApp]:
     site = build_site(load_settings(overrides=secure_settings(tmp_path, security={"oidc": oidc})))
     http = ServedApp(site)
     provider.claims, provider.tamper, provider.nonce = {}, False, None
+    provider.userinfo, provider.userinfo_sub = {}, None
     yield http
     http.stop()
     site.close()
@@ -79,6 +80,53 @@ def test_a_mapped_user_signs_in_and_gets_the_mapped_role(served: ServedApp, prov
     served.server.config.app.state.guard.accounts.disable("oidc:alice")
     client, answer = sign_in(served, provider)
     assert answer.status_code == 403 and "This account is disabled" in answer.text
+    client.close()
+
+
+def test_a_role_the_id_token_lacks_is_taken_from_userinfo(served: ServedApp, provider: Provider) -> None:
+    """Providers that keep groups out of the ID token (a common default) give them at userinfo."""
+    provider.claims = {"preferred_username": "fay"}
+    provider.userinfo = {"preferred_username": "not-fay", "roles": ["pacs-readers"]}
+    asked = provider.userinfo_requests
+    client, answer = sign_in(served, provider)
+    assert answer.status_code == 303, answer.text
+    assert provider.userinfo_requests == asked + 1
+    assert 'id="user-name">oidc:fay<' in client.get("/").text  # the ID token's own claim wins
+    assert client.get("/admin/config").status_code == 403
+    client.close()
+    # With both claims in the ID token, userinfo is not asked.
+    provider.claims = {"preferred_username": "fay", "roles": ["pacs-admins"]}
+    client, answer = sign_in(served, provider)
+    assert answer.status_code == 303 and provider.userinfo_requests == asked + 1
+    assert client.get("/admin/config").status_code == 200
+    client.close()
+
+
+def test_userinfo_about_another_subject_is_refused(served: ServedApp, provider: Provider) -> None:
+    provider.claims = {"preferred_username": "gus"}
+    provider.userinfo, provider.userinfo_sub = {"roles": ["pacs-admins"]}, "subject-2"
+    client, answer = sign_in(served, provider)
+    assert answer.status_code == 403 and "userinfo is about another user" in answer.text
+    assert SESSION_COOKIE not in client.cookies
+    client.close()
+
+
+def test_logout_of_an_oidc_user_signs_out_at_the_provider_too(served: ServedApp, provider: Provider) -> None:
+    provider.claims = {"preferred_username": "hal", "roles": ["pacs-readers"]}
+    client, answer = sign_in(served, provider)
+    assert answer.status_code == 303
+    cookie = client.cookies[SESSION_COOKIE]
+    out = client.post("/logout", data={"csrf_token": csrf_of(client.get("/").text)})
+    assert out.status_code == 303
+    location = out.headers["location"]
+    assert location.startswith(f"{provider.issuer}/logout?")
+    assert parse_qs(urlparse(location).query) == {"client_id": [CLIENT_ID],
+                                                  "post_logout_redirect_uri": [f"{served.url}/login"]}
+    back = httpx.get(location, follow_redirects=False)  # the provider signs out and sends the browser back
+    assert back.status_code == 302 and back.headers["location"] == f"{served.url}/login"
+    assert provider.logouts[-1]["client_id"] == CLIENT_ID
+    replay = httpx.get(f"{served.url}/", cookies={SESSION_COOKIE: cookie}, follow_redirects=False)
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/login")  # ended here too
     client.close()
 
 

@@ -26,6 +26,7 @@ ROLES: tuple[str, ...] = get_args(Role)
 MIN_PASSWORD = 12
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
+OIDC_USER_PREFIX = "oidc:"  # accounts an OpenID Connect provider vouches for: oidc:NAME
 EXTERNAL_PASSWORD = "!external"  # the password hash of accounts vouched for elsewhere: verifies nothing
 _hasher = PasswordHasher()  # argon2id with the library's current parameters (RFC 9106)
 

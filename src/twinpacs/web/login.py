@@ -10,6 +10,7 @@ not, and every logout goes to the access trail; no password is ever logged."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
@@ -18,10 +19,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..core.access_trail import AccessEntry, Action, Outcome
-from ..core.accounts import new_secret, same
+from ..core.accounts import OIDC_USER_PREFIX, new_secret, same
 from ..core.principal import Principal
 from .auth import CSRF_FIELD, MAX_FORM_BYTES, SESSION_COOKIE, Guard, client_address
 from .page_render import templates
+
+if TYPE_CHECKING:  # oidc.py builds on this module
+    from .oidc import OidcClient
 
 LOGIN_COOKIE = "twinpacs_login"  # the login form's CSRF token (double submit)
 
@@ -96,11 +100,18 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """Ends the session here; an OpenID Connect user is then sent to sign out at the provider too
+    (else the next "Sign in with" would let them straight back in without a password)."""
     session_id = request.cookies.get(SESSION_COOKIE)
+    principal: Principal = request.state.principal
     if session_id:
         await run_in_threadpool(_guard(request).accounts.end_session, session_id)
-        _record(request, request.state.principal, "logout", "success", "")
-    response = RedirectResponse("/login", status_code=303)
+        _record(request, principal, "logout", "success", "")
+    provider: OidcClient | None = request.app.state.oidc
+    at_provider = None
+    if provider is not None and principal.name.startswith(OIDC_USER_PREFIX):
+        at_provider = await run_in_threadpool(provider.logout_url, request)
+    response = RedirectResponse(at_provider or "/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
     return response
 

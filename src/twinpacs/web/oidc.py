@@ -3,11 +3,16 @@
     GET /login/oidc           -> 303 to the provider (authorization code, PKCE S256, state, nonce)
     GET /login/oidc/callback  code, state -> the ID token verified, the role mapped -> 303 to `next`
                               with the same session cookie as the password login
+    POST /logout              (web/login.py) of such a session -> 303 to the provider's
+                              end_session_endpoint, which signs the user out there too and sends
+                              the browser back to /login (OpenID Connect RP-Initiated Logout 1.0)
 
 The state, nonce and PKCE verifier travel in a short-lived HttpOnly cookie (SameSite=Lax: the
 provider's redirect back is a top-level navigation from another site). The ID token's signature is
 checked against the provider's JWKS (from its discovery document, both cached; the JWKS fetched
-again once for an unknown key id: key rotation), and its iss, aud, exp and nonce. The user becomes
+again once for an unknown key id: key rotation), and its iss, aud, exp and nonce. A user name or role
+claim the ID token lacks is asked of the provider's userinfo endpoint (whose answer must name the
+same subject), as providers that keep groups out of the ID token require. The user becomes
 the twinpacs account oidc:NAME with the role the provider gives now (core.accounts.Accounts.external).
 Every sign-in, refused or not, goes to the access trail; a provider that fails gives a 502 page."""
 
@@ -30,11 +35,12 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..config_access import OidcSettings
-from ..core.accounts import new_secret, same
+from ..core.accounts import OIDC_USER_PREFIX, new_secret, same
 from ..core.principal import Principal
 from .auth import SESSION_COOKIE, client_address
 from .login import _form, _guard, _next, _record, _secure
 
+CALLBACK_PATH = "/login/oidc/callback"
 FLOW_COOKIE = "twinpacs_oidc"  # state, nonce, PKCE verifier and `next` of one sign-in
 FLOW_SECONDS = 600
 CACHE_SECONDS = 3600.0
@@ -48,6 +54,12 @@ class ProviderError(Exception):
 
 class Refused(Exception):
     """The sign-in is refused (a bad token, an unmapped role...); the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    id_token: str
+    access_token: str  # "" when the provider gave none (then there is no userinfo to ask)
 
 
 @dataclass
@@ -102,8 +114,8 @@ class OidcClient:
         endpoint = self.discovery()["authorization_endpoint"]
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}"
 
-    def id_token(self, code: str, redirect_uri: str, verifier: str) -> str:
-        """Exchanges the code for tokens at the token endpoint; the raw ID token."""
+    def tokens(self, code: str, redirect_uri: str, verifier: str) -> Tokens:
+        """Exchanges the code for tokens at the token endpoint; the raw ID token and access token."""
         document = self.discovery()
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
                 "code_verifier": verifier}
@@ -122,12 +134,13 @@ class OidcClient:
             raise Refused("The identity provider refused the sign-in code: please sign in again.")
         try:
             answer.raise_for_status()
-            token = answer.json()["id_token"]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
+            tokens = answer.json()
+            id_token, access_token = tokens["id_token"], tokens.get("access_token", "")
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ProviderError(f"token endpoint: {e}") from e
-        if not isinstance(token, str):
-            raise ProviderError("token endpoint: id_token is not a string")
-        return token
+        if not isinstance(id_token, str) or not isinstance(access_token, str):
+            raise ProviderError("token endpoint: id_token or access_token is not a string")
+        return Tokens(id_token, access_token)
 
     def verify(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims once its signature, iss, aud, exp and nonce are right."""
@@ -140,11 +153,48 @@ class OidcClient:
             jwt.JWTClaimsRegistry(
                 iss={"essential": True, "value": self.settings.issuer},
                 aud={"essential": True, "value": self.settings.client_id},
-                exp={"essential": True}, nonce={"essential": True, "value": nonce},
+                exp={"essential": True}, nonce={"essential": True, "value": nonce}, sub={"essential": True},
             ).validate(token.claims)
         except (JoseError, ValueError) as e:
             raise Refused(f"The identity provider's ID token is not valid ({type(e).__name__}).") from e
         return token.claims
+
+    def with_userinfo(self, claims: dict[str, Any], access_token: str) -> dict[str, Any]:
+        """The verified ID token's claims, completed from the userinfo endpoint when the user name
+        or role claim is missing and the provider has one; the ID token's own claims win."""
+        wanted = {self.settings.username_claim, self.settings.role_claim}
+        endpoint = self.discovery().get("userinfo_endpoint")
+        if wanted <= claims.keys() or not endpoint or not access_token:
+            return claims
+        try:
+            answer = httpx.get(endpoint, headers={"Authorization": f"Bearer {access_token}"},
+                               timeout=self.settings.timeout_s, follow_redirects=False)
+            answer.raise_for_status()
+            info = answer.json()  # a signed (application/jwt) answer fails here: not supported
+        except (httpx.HTTPError, ValueError) as e:
+            raise ProviderError(f"userinfo endpoint: {e}") from e
+        if not isinstance(info, dict):
+            raise ProviderError("userinfo endpoint: not a JSON object")
+        if info.get("sub") != claims["sub"]:  # OIDC Core 5.3.4: else it may be another user's answer
+            raise Refused("The identity provider's userinfo is about another user: please sign in again.")
+        return {**info, **claims}
+
+    def redirect_uri(self, request: Request) -> str:
+        return self.settings.redirect_url or f"{str(request.base_url).rstrip('/')}{CALLBACK_PATH}"
+
+    def logout_url(self, request: Request) -> str | None:
+        """Where the browser signs out at the provider too (RP-Initiated Logout 1.0), to come back
+        to this site's login page (beside the callback: behind the same proxy); None when the
+        provider has no end_session_endpoint or cannot be reached (the local logout stands)."""
+        post_logout_redirect_uri = self.redirect_uri(request).removesuffix(CALLBACK_PATH) + "/login"
+        try:
+            endpoint = self.discovery().get("end_session_endpoint")
+        except ProviderError:
+            return None
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            return None
+        query = {"client_id": self.settings.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}"
 
     def account_of(self, claims: dict[str, Any]) -> tuple[str, str]:
         """The twinpacs user name and role of verified claims."""
@@ -158,16 +208,12 @@ class OidcClient:
         if role is None:
             raise Refused(f"{name} has no role in twinpacs: ask the administrator to map one of your "
                           f"{self.settings.role_claim} to a twinpacs role.")
-        return f"oidc:{name}", role
+        return f"{OIDC_USER_PREFIX}{name}", role
 
 
 def _client(request: Request) -> OidcClient | None:
     client: OidcClient | None = request.app.state.oidc
     return client
-
-
-def _redirect_uri(request: Request, client: OidcClient) -> str:
-    return client.settings.redirect_url or f"{str(request.base_url).rstrip('/')}/login/oidc/callback"
 
 
 def _refused(request: Request, message: str, status_code: int) -> Response:
@@ -183,7 +229,7 @@ async def start(request: Request) -> Response:
     flow = {"state": new_secret(), "nonce": new_secret(), "verifier": new_secret(),
             "next": _next(request.query_params.get("next", ""))}
     try:
-        url = await run_in_threadpool(client.authorize_url, _redirect_uri(request, client), flow["state"],
+        url = await run_in_threadpool(client.authorize_url, client.redirect_uri(request), flow["state"],
                                       flow["nonce"], flow["verifier"])
     except ProviderError:
         return _refused(request, f"{client.display_name} cannot be reached: sign in with a password, or try later.",
@@ -210,9 +256,10 @@ async def callback(request: Request) -> Response:
         _record(request, anonymous, "login", "refused", f"OpenID Connect: the provider answered {detail}")
         return _refused(request, f"{client.display_name} did not sign you in ({detail}).", 403)
     try:
-        id_token = await run_in_threadpool(client.id_token, params["code"], _redirect_uri(request, client),
-                                           flow.get("verifier", ""))
-        claims = await run_in_threadpool(client.verify, id_token, flow.get("nonce", ""))
+        tokens = await run_in_threadpool(client.tokens, params["code"], client.redirect_uri(request),
+                                         flow.get("verifier", ""))
+        claims = await run_in_threadpool(client.verify, tokens.id_token, flow.get("nonce", ""))
+        claims = await run_in_threadpool(client.with_userinfo, claims, tokens.access_token)
         name, role = client.account_of(claims)
     except ProviderError as e:
         _record(request, anonymous, "login", "refused", f"OpenID Connect: provider error: {e}")
@@ -242,5 +289,5 @@ def make_client(settings: OidcSettings) -> OidcClient | None:
 
 routes: list[BaseRoute] = [
     Route("/login/oidc", start, methods=["GET"]),
-    Route("/login/oidc/callback", callback, methods=["GET"]),
+    Route(CALLBACK_PATH, callback, methods=["GET"]),
 ]
