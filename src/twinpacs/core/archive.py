@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -65,6 +66,18 @@ def _record_of(data: bytes) -> InstanceRecord:
     return InstanceRecord.from_dataset(parsed.dataset, parsed.transfer_syntax, parsed.content_hash, len(data))
 
 
+@dataclass
+class _Commit:
+    """One object of `Archive.store` waiting for its index rows to be committed."""
+
+    record: InstanceRecord
+    received: int
+    written: int
+    source: str
+    origin: str | None
+    outcome: StoreStatus | BaseException | None = None
+
+
 def _result(status: StoreStatus, record: InstanceRecord, received: int, written: int) -> StoreResult:
     return StoreResult(status, record.sop_instance_uid, record.attributes["SOPClassUID"], record.content_hash,
                        received, written, record.study_instance_uid, record.series_instance_uid)
@@ -91,6 +104,11 @@ class Archive:
         # Called after a store or change has committed (never before: G1), e.g. to wake the
         # replication worker at once instead of at its next poll.
         self.on_change: list[Callable[[], None]] = []
+        # Group commit of concurrent stores (see _commit): those waiting, and whether one of
+        # their threads is committing.
+        self._commits = threading.Condition()
+        self._waiting: list[_Commit] = []
+        self._committing = False
 
     # -- store ---------------------------------------------------------------------------
 
@@ -98,17 +116,71 @@ class Archive:
         """Store a Part 10 object durably (G1): the bytes are fsynced before the index
         transaction commits, and only a returned result may be acknowledged to a sender.
         `origin` names the peer an object came from by replication: it is not sent back there,
-        and it is accepted on a standby site, which refuses clinical stores."""
+        and it is accepted on a standby site, which refuses clinical stores. Concurrent calls
+        (several associations) share index transactions: see `_commit`."""
         self.ensure_accepting(origin)
         record = _record_of(data)
         # Blob first, index second: a crash between the two leaves an unindexed file that no
         # reader can see. It is not deleted on failure, since an identical concurrent store
-        # may already be committing a reference to it.
+        # may already be committing a reference to it. Each caller writes its own file, so
+        # the fsyncs of concurrent stores overlap each other and the index commit.
         written = self.blobs.put(record.content_hash, data)
-        status = self.index.write(lambda tx: self._record(tx, record, source, len(data), written, origin))
+        status = self._commit(_Commit(record, len(data), written, source, origin))
         if status is not StoreStatus.DUPLICATE:
             self._notify()
         return _result(status, record, len(data), written)
+
+    def _commit(self, commit: _Commit) -> StoreStatus:
+        """Group commit: the index rows of every store waiting go in one transaction (one
+        fsync of the database instead of one per object). No store waits for company: when
+        nobody is committing, the caller commits what is waiting (at least its own object)
+        at once; otherwise it waits, and either finds its object committed by that batch or
+        commits the next batch itself. Returns once the caller's own rows are durable."""
+        with self._commits:
+            self._waiting.append(commit)
+            while commit.outcome is None and self._committing:
+                self._commits.wait()
+            batch: list[_Commit] = []
+            if commit.outcome is None:
+                batch, self._waiting, self._committing = self._waiting, [], True
+        if batch:
+            try:
+                self._commit_batch(batch)
+            except BaseException as exc:  # an interrupt, say: nobody of the batch waits forever
+                for waiting in batch:
+                    if waiting.outcome is None:
+                        waiting.outcome = exc
+                raise
+            finally:
+                with self._commits:
+                    self._committing = False
+                    self._commits.notify_all()
+        if isinstance(commit.outcome, BaseException):
+            raise commit.outcome
+        assert commit.outcome is not None
+        return commit.outcome
+
+    def _commit_batch(self, batch: list[_Commit]) -> None:
+        """Each object's outcome: its status, or the error that refused it. A batch the index
+        cannot commit as one is committed object by object, so a bad object fails alone."""
+        def record(tx: IndexTransaction, c: _Commit) -> StoreStatus:
+            return self._record(tx, c.record, c.source, c.received, c.written, c.origin)
+
+        try:
+            statuses = self.index.write(lambda tx: [record(tx, c) for c in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].outcome = exc
+                return
+            log.warning("a group commit of %d objects is retried one by one", len(batch), exc_info=True)
+            for c in batch:
+                try:
+                    c.outcome = self.index.write(lambda tx, c=c: record(tx, c))
+                except Exception as alone:
+                    c.outcome = alone
+            return
+        for c, status in zip(batch, statuses):
+            c.outcome = status
 
     def store_many(self, datas: Sequence[bytes], source: str = "", origin: str | None = None,
                    study: str = "") -> list[StoreResult | Exception]:
