@@ -87,6 +87,13 @@ if [ ! -f frontend/node_modules/.package-lock.json ] \
   echo "setup: installing the viewer's npm packages (frontend/package-lock.json)"
   (cd frontend && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The tests' OpenID Connect provider (panva/node-oidc-provider, pinned in its package-lock.json).
+oidc_node=tests/security/oidc_node
+if [ ! -f $oidc_node/node_modules/.package-lock.json ] \
+   || [ $oidc_node/package-lock.json -nt $oidc_node/node_modules/.package-lock.json ]; then
+  echo "setup: installing the test OpenID Connect provider ($oidc_node/package-lock.json)"
+  (cd $oidc_node && npm ci --no-audit --no-fund --loglevel=error)
+fi
 viewer_manifest=src/twinpacs/web/static/viewer/.vite/manifest.json
 if [ ! -f "$viewer_manifest" ] || [ -n "$(find frontend/src frontend/package.json frontend/package-lock.json \
      frontend/vite.config.ts frontend/tsconfig.json -newer "$viewer_manifest" -print -quit)" ]; then
