@@ -54,6 +54,9 @@ def create_app(site: Site) -> Starlette:
     dicomweb = [*dicomweb_stow.routes, *dicomweb_qido.routes, *dicomweb_wado.routes, *dicomweb_frames.routes]
     app = Starlette(
         routes=[
+            # First: DICOMweb is the busiest door, and no other route starts with /dicom-web, so
+            # the router (and web/access.py's match) find it with one comparison instead of ~100.
+            Mount("/dicom-web", routes=dicomweb),
             Route("/healthz", healthz),
             *login.routes,
             *oidc.routes,
@@ -73,7 +76,6 @@ def create_app(site: Site) -> Starlette:
             *metrics.routes,
             *pages.routes,
             *viewer.routes,
-            Mount("/dicom-web", routes=dicomweb),
         ],
         # TrailMiddleware outside authentication: it records the requests authentication refuses too.
         # Authenticate: every request gets its principal and passes web/access.py, or is refused.

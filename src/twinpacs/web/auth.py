@@ -78,7 +78,10 @@ class Authenticate:
         web = scope["app"]
         guard: Guard = web.state.guard
         request = Request(scope)
-        if "authorization" in request.headers or SESSION_COOKIE in request.cookies:
+        principal, session = _configured(guard, request), None
+        if principal is not None:
+            pass  # a configuration token (peers, viewers, scripts: most machine requests)
+        elif "authorization" in request.headers or SESSION_COOKIE in request.cookies:
             principal, session = await run_in_threadpool(_identify, guard, request)  # reads the index
         else:
             principal, session = _identify(guard, request)
@@ -106,15 +109,26 @@ class Authenticate:
         await self.app(scope, receive, send)
 
 
+def _bearer_token(request: Request) -> str | None:
+    """The token of an Authorization: Bearer header; "" for another scheme or an empty token."""
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _configured(guard: Guard, request: Request) -> Principal | None:
+    token = _bearer_token(request)
+    return guard.accounts.configured(token, client_address(request.scope)) if token else None
+
+
 def _identify(guard: Guard, request: Request) -> tuple[Principal | None, Session | None]:
     """The principal (None: a bearer token was given and is not valid) and the login session."""
     address = client_address(request.scope)
-    authorization = request.headers.get("authorization")
-    if authorization is not None:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None, None
-        return guard.accounts.bearer(token.strip(), address), None
+    token = _bearer_token(request)
+    if token is not None:
+        return (guard.accounts.bearer(token, address) if token else None), None
     cookie = request.cookies.get(SESSION_COOKIE)
     session = guard.accounts.session(cookie) if cookie else None
     if session is not None:
