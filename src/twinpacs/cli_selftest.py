@@ -4,6 +4,8 @@ step passed; the output names each failed step and why."""
 from __future__ import annotations
 
 import json
+import ssl
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -34,7 +36,8 @@ def selftest(
         err.print("[red]error:[/red] give the site's address with --url URL (or its --config FILE)")
         raise typer.Exit(2)
     try:
-        report = SelfTest(site_url(url, config), replication_timeout=timeout, headers=auth_headers()).run()
+        report = SelfTest(site_url(url, config), replication_timeout=timeout, headers=auth_headers(),
+                          dicom_tls=_dicom_tls(config)).run()
     except TwinpacsError as exc:  # e.g. an unreadable --config
         err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -43,6 +46,18 @@ def selftest(
     else:
         _print(report)
     raise typer.Exit(0 if report.passed else 1)
+
+
+def _dicom_tls(config: Path | None) -> ssl.SSLContext | None:
+    """With the site's configuration, a site whose DICOM port is TLS only is called as the site
+    calls its peers: its own certificate, trusting dicom.tls_remote_ca_file."""
+    if config is None:
+        return None
+    from .config import load_settings
+    from .dimse.tls import client_context  # pynetdicom: imported only when needed
+
+    dicom = load_settings(config).dicom
+    return client_context(dicom) if dicom.tls_cert_file is not None else None
 
 
 def _print(report: Report) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+import ssl
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -117,8 +118,10 @@ def marked_study(seed: int | None = None, today: dt.date | None = None) -> list[
 
 class SelfTest:
     def __init__(self, url: str, replication_timeout: float = 30.0, timeout: float = 30.0,
-                 objects: list[MarkedObject] | None = None, headers: dict[str, str] | None = None) -> None:
+                 objects: list[MarkedObject] | None = None, headers: dict[str, str] | None = None,
+                 dicom_tls: ssl.SSLContext | None = None) -> None:
         self.url = url.rstrip("/")
+        self.dicom_tls = dicom_tls  # for a site whose DICOM port takes TLS only
         self.host = urlsplit(self.url).hostname or "127.0.0.1"
         self.replication_timeout = replication_timeout
         self.timeout = timeout
@@ -409,8 +412,13 @@ class SelfTest:
         ae = AE(ae_title=CALLING_AE)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
         where = f"{self.info['ae_title']}@{self.host}:{self._dicom_port()}"
+        tls = bool(self.info["dicom"].get("tls"))
+        if tls and self.dicom_tls is None:
+            raise StepFailed(f"{where} takes DICOM TLS only: run the self-test with --config FILE of the site "
+                             "(its certificate; dicom.tls_remote_ca_file to trust the port's)")
         assoc = ae.associate(self.host, self._dicom_port(), contexts=contexts, ae_title=self.info["ae_title"],
-                             ext_neg=roles or [], evt_handlers=handlers or [])
+                             ext_neg=roles or [], evt_handlers=handlers or [],
+                             tls_args=(self.dicom_tls, self.host) if tls and self.dicom_tls else None)
         if not assoc.is_established:
             ae.shutdown()
             raise StepFailed(f"no association with {where} (rejected, aborted or unreachable)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from twinpacs.dimse import start_dimse
 from twinpacs.index.schema import changes, operator_log
 from twinpacs.selftest import Step, marked_study
 from twinpacs.synthetic import StudySpec, encode, make_study
+from tests.dimse.conftest import make_pki
 from tests.replication.conftest import free_port, held, objects, wait_for
 
 from .conftest import Doors, Pair
@@ -194,3 +196,29 @@ def test_a_dimse_peer_is_confirmed_by_storage_commitment_and_named_as_left_to_cl
     assert "replicate to peer V" in names and "remove at peer V" not in names
     assert any("may remain at DIMSE peer V" in note for note in report["notes"])
     assert len(held(b)) == 4 and held(a) == {}
+
+
+def test_a_site_whose_dicom_port_is_tls_only_is_tested_with_its_own_certificate(
+        doors: Doors, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    tls = {"tls_cert_file": pki.node_cert, "tls_key_file": pki.node_key, "tls_ca_file": pki.ca,
+           "tls_require_client_cert": True, "tls_remote_ca_file": pki.ca}
+    a = doors.sites.build("A", [], dicom=tls)
+    doors.dimse.append(start_dimse(a))
+    a.dicom_port = doors.dimse[-1].port
+    url = doors.serve(a, free_port()).url
+    assert get(f"{url}/api/site")["dicom"]["tls"] is True
+
+    # Without the site's configuration there is no certificate to call with: said, not hung.
+    report = json.loads(selftest(url, "--json").output)
+    echo = next(s for s in report["steps"] if s["name"] == "DICOM echo (C-ECHO)")
+    assert not report["passed"] and "takes DICOM TLS only: run the self-test with --config" in echo["detail"]
+
+    config = tmp_path / "a.toml"
+    config.write_text("".join(f'{key} = "{value}"\n' for key, value in [
+        ("site.data_dir", a.settings.site.data_dir), ("database.url", a.settings.database.url),
+        *((f"dicom.{k}", v) for k, v in tls.items() if k != "tls_require_client_cert")]) + "dicom.tls_require_client_cert = true\n")
+    result = selftest(url, "--config", str(config), "--json")
+    report = json.loads(result.output)
+    assert result.exit_code == 0 and report["passed"], result.output
+    assert held(a) == {}

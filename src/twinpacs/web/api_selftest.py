@@ -2,7 +2,7 @@
 test study, its removal, and the timings of earlier runs.
 
 GET    /api/site                          -> {"site", "role", "active_site", "ae_title", "version",
-                                              "dicom": {"bind", "port"}, "http": {"bind", "port", "url"},
+                                              "dicom": {"bind", "port", "tls"}, "http": {"bind", "port", "url"},
                                               "peers": [{"name", "kind", "base_url", ...}]}
 GET    /api/selftest/studies/{study}      -> {"study", "instances": [{"uid", "hash", "replication":
                                               {peer: newest outbox state}}]} (404: not held)
@@ -45,7 +45,7 @@ async def site_info(request: Request) -> Response:
         "site": site.name, "role": site.roles.role, "active_site": site.roles.active_site,
         "ae_title": site.ae_title, "version": __version__,
         # 0 until the DICOM listener listens (or when this process serves no DIMSE).
-        "dicom": {"bind": settings.dicom.bind, "port": site.dicom_port},
+        "dicom": {"bind": settings.dicom.bind, "port": site.dicom_port, "tls": settings.dicom.tls_cert_file is not None},
         "http": {"bind": settings.http.bind, "port": request.url.port or settings.http.port,
                  "url": str(request.base_url).rstrip("/")},
         "peers": [{"name": p.name, "kind": p.kind, "base_url": p.base_url if p.kind == "twinpacs" else "",
