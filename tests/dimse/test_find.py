@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -224,3 +225,25 @@ def test_cancel_ends_the_matching(server: DimseServer, tmp_path: Path, monkeypat
                    HOST, server.port)
     assert "Received Final Find Response (Cancel" in result.stderr
     assert 1 <= result.stderr.count("Find Response: ") < total
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian],
+                         ids=lambda s: UID(s).keyword)
+def test_responses_are_the_same_in_every_transfer_syntax(server: DimseServer, syntax: str) -> None:
+    """Little endian responses are encoded directly (dimse/identifiers.py), big endian by pydicom."""
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study("D")
+    for keyword in ("PatientName", "ModalitiesInStudy", "NumberOfStudyRelatedInstances", "StudyDate",
+                    "InstitutionName"):
+        setattr(query, keyword, "")
+    query.ReferencedStudySequence = []
+    model = StudyRootQueryRetrieveInformationModelFind
+    with association(server.port, [build_context(model, syntax)]) as assoc:
+        found = [ds for status, ds in assoc.send_c_find(query, model) if status.Status == 0xFF00]
+    assert len(found) == 1
+    (row,) = found
+    assert (str(row.PatientName), row.ModalitiesInStudy, row.NumberOfStudyRelatedInstances, row.StudyDate) == (
+        UNICODE_NAME, "OT", 1, "20230615")
+    assert row.InstitutionName == "" and list(row.ReferencedStudySequence) == []
+    assert (row.SpecificCharacterSet, row.QueryRetrieveLevel, row.RetrieveAETitle) == ("ISO_IR 192", "STUDY", "TWINPACS")

@@ -18,6 +18,7 @@ from ..core.archive import Archive, StoreStatus
 from ..core.model import Level
 from ..core.query import build_query, parse_level
 from ..errors import UnknownQueryLevel
+from .identifiers import EncodedIdentifier, encode_identifier, installed
 from .status import CANCEL, OUT_OF_RESOURCES, PENDING, SUCCESS, WARNING_COERCION, failure, status
 from .uids import (
     StudyRootQueryRetrieveInformationModelFind,
@@ -70,8 +71,24 @@ def handle_find(event: Event, archive: Archive, ae_title: str,
     except Exception as exc:
         yield failure(exc, "C-FIND"), None
         return
-    yield from pending_then_success(event, (response(level, requested, row, ae_title) for row in rows),
-                                    max_results, "C-FIND")
+    yield from pending_then_success(event, responses(event, level, requested, rows, ae_title), max_results, "C-FIND")
+
+
+def responses(event: Event, level: Level, requested: list[DataElement], rows: Iterable[dict[str, str]],
+              ae_title: str) -> Iterator[Dataset]:
+    """`response` for each row, encoded directly where the context's transfer syntax allows
+    (dimse/identifiers.py: the same bytes, without a pydicom Dataset per match)."""
+    syntax = event.context.transfer_syntax
+    direct = installed() and syntax.is_little_endian and not syntax.is_deflated
+    control = [(0x00080005, "CS", "ISO_IR 192"), (0x00080052, "CS", level.value), (0x00080054, "AE", ae_title)]
+    wanted = [(int(e.tag), e.VR.split(" or ")[0], e.keyword) for e in requested]
+    for row in rows:
+        encoded = None
+        if direct:
+            encoded = encode_identifier([*control, *((tag, vr, row.get(keyword, "")) for tag, vr, keyword in wanted)],
+                                        syntax.is_implicit_VR)
+        yield response(level, requested, row, ae_title) if encoded is None else EncodedIdentifier(
+            encoded, syntax.is_implicit_VR)
 
 
 def pending_then_success(event: Event, found: Iterable[Dataset], max_results: int | None,

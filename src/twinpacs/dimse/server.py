@@ -42,6 +42,7 @@ from .transport import (
     apply_limits,
     enable_stored_file_sending,
     install_fast_context_copy,
+    skip_forced_collections,
     skip_unlogged_dumps,
 )
 from .uids import (
@@ -173,6 +174,7 @@ def start_dimse(site: Site) -> DimseServer:
     enable_stored_file_sending()
     install_fast_context_copy()
     skip_unlogged_dumps()
+    skip_forced_collections()
     access = DicomAccess(site.settings, site.access_trail)
     access.announce()
     ae = build_ae(site)

@@ -23,11 +23,11 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.transport import AssociationSocket
+from pynetdicom.transport import AssociationServer, AssociationSocket
 
 from ..config import LimitSettings
 from ..core.model import StoredInstance
-from . import fast_messages, reactor
+from . import fast_messages, identifiers, reactor
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,22 @@ def skip_unlogged_dumps() -> None:
     """Process-wide pynetdicom switches, when its logger would drop INFO anyway (`twinpacs
     serve` sets it to WARNING): pynetdicom otherwise decodes and formats every request
     identifier and every C-FIND response, and formats every PDU and DIMSE message, only for
-    the logger to discard the lines (~0.3 ms per C-FIND here)."""
+    the logger to discard the lines (~0.3 ms per C-FIND here). C-FIND responses are then
+    encoded without pydicom (dimse/identifiers.py): nothing prints them from a Dataset."""
     if logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
         return
     _config.LOG_HANDLER_LEVEL = "none"
     _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
+    identifiers.install()
+
+
+def skip_forced_collections() -> None:
+    """Process-wide: pynetdicom's association server runs a full gc.collect() every 60th turn
+    of its accept loop (every 3 s at a 50 ms poll), for association threads it once saw left
+    uncollected. With a site's heap that is a ~70 ms pause holding the GIL, stalling every
+    association caught in it (a C-FIND's p95, an ingest); Python's own collector reclaims
+    reference cycles without it."""
+    AssociationServer.service_actions = lambda self: None  # type: ignore[method-assign]
 
 
 def on_connection_open(event: Event) -> None:
