@@ -19,6 +19,7 @@ from ..core.model import Level
 from ..core.query import build_query, parse_level
 from ..errors import UnknownQueryLevel
 from .identifiers import EncodedIdentifier, encode_identifier, installed
+from .part10 import received_object
 from .status import CANCEL, OUT_OF_RESOURCES, PENDING, SUCCESS, WARNING_COERCION, failure, status
 from .uids import (
     StudyRootQueryRetrieveInformationModelFind,
@@ -44,7 +45,7 @@ _BINARY_VRS = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int,
 def handle_store(event: Event, archive: Archive) -> Dataset | int:
     """Store the data set exactly as received; acknowledge only what the archive made durable (G1)."""
     try:
-        result = archive.store(event.encoded_dataset(), source=event.assoc.requestor.ae_title)
+        result = archive.store(received_object(event), source=event.assoc.requestor.ae_title)
     except Exception as exc:
         return failure(exc, "C-STORE")
     if result.status is StoreStatus.CONFLICT:
