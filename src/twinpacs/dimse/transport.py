@@ -121,8 +121,8 @@ def on_connection_open(event: Event) -> None:
     local = event.assoc.acceptor if event.assoc.is_acceptor else event.assoc.requestor
     if local.maximum_length:  # 0: no limit offered, none enforced
         limit_pdu_size(event.assoc.dul, local.maximum_length, event.assoc.is_acceptor)
+    fast_messages.install(event.assoc.dimse)  # first: the guard below wraps its decoder
     abort_on_undecodable_messages(event.assoc)
-    fast_messages.install(event.assoc.dimse)
     reactor.install(event.assoc)
     _send_stored_files(event.assoc)
 
