@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
@@ -83,9 +84,15 @@ def build_query(
     return Query(level, tuple(matches), keys, limit, offset)
 
 
+@cache
+def _vr(keyword: str) -> str:
+    """The dictionary VR of a keyword: a look-up through pydicom's tag parsing, once per key."""
+    return str(dictionary_VR(keyword))
+
+
 def match_for(keyword: str, raw: str) -> Match:
-    value = raw.strip() if dictionary_VR(keyword) != "PN" else raw.strip().rstrip("^=")
-    vr = dictionary_VR(keyword)
+    vr = _vr(keyword)
+    value = raw.strip() if vr != "PN" else raw.strip().rstrip("^=")
     if value in ("", "*"):
         return Match(keyword, MatchKind.UNIVERSAL)
     if vr == "UI":
