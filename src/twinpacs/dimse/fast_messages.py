@@ -7,7 +7,7 @@ C-STORE/C-FIND response. A command set is a handful of Implicit VR Little Endian
 of group 0000 (PS3.7 6.3.1, 9.3), so it is encoded directly here; the message then goes out
 through pynetdicom's own DUL queue exactly as its `DIMSEServiceProvider.send_msg` would send it.
 Incoming messages likewise: pynetdicom decodes each command set with pydicom and copies it
-element by element into a primitive (~0.16 ms per C-STORE here); `receive` reads the same
+element by element into a primitive (~0.14 ms per C-STORE here); `Receiver` reads the same
 elements directly and hands pynetdicom the same primitive. Anything outside the simple cases
 (N-services, AT values, an element these tables do not know) falls back to pynetdicom.
 """
