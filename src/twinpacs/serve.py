@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 
 import uvicorn
@@ -34,7 +35,16 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
+# The event loop answering DICOMweb hands the GIL back and forth with the DIMSE threads, which
+# are CPU-bound during an ingest; Python's default 5 ms switch interval made each hand-over of a
+# retrieval wait up to 5 ms (G3). bench/during_ingest.py, 3,000 instances on 2 associations,
+# two runs each: WADO-RS median during ingest 26.2/31.5 -> 25.0/23.4 ms and 17 % more
+# retrievals served, ingest rate unchanged (147-162 vs 153-167 inst/s).
+SWITCH_INTERVAL_S = 0.001
+
+
 def run_site(settings: Settings, accept_missing_history: bool = False) -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     check_tls(settings)
     site = build_site(settings)
     try:
