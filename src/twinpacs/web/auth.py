@@ -78,13 +78,13 @@ class Authenticate:
         web = scope["app"]
         guard: Guard = web.state.guard
         request = Request(scope)
+        # A configuration token (peers, viewers, scripts: most machine requests) reads no index.
         principal, session = _configured(guard, request), None
-        if principal is not None:
-            pass  # a configuration token (peers, viewers, scripts: most machine requests)
-        elif "authorization" in request.headers or SESSION_COOKIE in request.cookies:
-            principal, session = await run_in_threadpool(_identify, guard, request)  # reads the index
-        else:
-            principal, session = _identify(guard, request)
+        if principal is None:
+            if "authorization" in request.headers or SESSION_COOKIE in request.cookies:
+                principal, session = await run_in_threadpool(_identify, guard, request)  # reads the index
+            else:
+                principal, session = _identify(guard, request)
         state = scope.setdefault("state", {})
         state["principal"] = principal or Principal("anonymous", "anonymous", "anonymous", client_address(scope))
         state["csrf"] = session.csrf if session else ""

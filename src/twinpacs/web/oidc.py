@@ -62,6 +62,11 @@ class Tokens:
     access_token: str  # "" when the provider gave none (then there is no userinfo to ask)
 
 
+def _with_query(endpoint: str, query: dict[str, str]) -> str:
+    """A provider's endpoint with our parameters added (it may carry a query of its own)."""
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}"
+
+
 @dataclass
 class OidcClient:
     """One provider: its discovery document and JWKS, fetched with a timeout and cached."""
@@ -111,8 +116,7 @@ class OidcClient:
         query = {"response_type": "code", "client_id": self.settings.client_id, "redirect_uri": redirect_uri,
                  "scope": " ".join(self.settings.scopes), "state": state, "nonce": nonce,
                  "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
-        endpoint = self.discovery()["authorization_endpoint"]
-        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}"
+        return _with_query(self.discovery()["authorization_endpoint"], query)
 
     def tokens(self, code: str, redirect_uri: str, verifier: str) -> Tokens:
         """Exchanges the code for tokens at the token endpoint; the raw ID token and access token."""
@@ -193,8 +197,8 @@ class OidcClient:
             return None
         if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
             return None
-        query = {"client_id": self.settings.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
-        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}"
+        return _with_query(endpoint, {"client_id": self.settings.client_id,
+                                      "post_logout_redirect_uri": post_logout_redirect_uri})
 
     def account_of(self, claims: dict[str, Any]) -> tuple[str, str]:
         """The twinpacs user name and role of verified claims."""
