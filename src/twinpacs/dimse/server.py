@@ -36,6 +36,7 @@ from .commitment import StorageCommitment
 from .handlers import ModalityWorklistInformationFind, handle_find, handle_store
 from .retrieve import handle_get, handle_move
 from .scu import move_destinations
+from . import uid_checks
 from .tls import TlsAssociationServer, server_context
 from .transport import (
     CONNECTION_HANDLERS,
@@ -173,6 +174,7 @@ def start_dimse(site: Site) -> DimseServer:
     ssl_context = server_context(settings)  # first: an unreadable certificate stops the start here
     enable_stored_file_sending()
     install_fast_context_copy()
+    uid_checks.install()
     skip_unlogged_dumps()
     skip_forced_collections()
     access = DicomAccess(site.settings, site.access_trail)
