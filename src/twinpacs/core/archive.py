@@ -42,6 +42,7 @@ class StoreResult:
     bytes_written: int
     study_uid: str
     series_uid: str
+    patient_id: str
 
     @property
     def message(self) -> str:
@@ -80,7 +81,8 @@ class _Commit:
 
 def _result(status: StoreStatus, record: InstanceRecord, received: int, written: int) -> StoreResult:
     return StoreResult(status, record.sop_instance_uid, record.attributes["SOPClassUID"], record.content_hash,
-                       received, written, record.study_instance_uid, record.series_instance_uid)
+                       received, written, record.study_instance_uid, record.series_instance_uid,
+                       record.attributes["PatientID"])
 
 
 class Archive:

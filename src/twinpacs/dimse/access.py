@@ -31,7 +31,6 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
 from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE, C_STORE, N_ACTION
@@ -39,6 +38,7 @@ from pynetdicom.events import Event
 
 from ..config import DICOM_RIGHTS, Settings
 from ..core.access_trail import AccessEntry, AccessTrail, Action, Outcome
+from ..core.archive import StoreResult
 from ..core.principal import Principal
 from .handlers import ModalityWorklistInformationFind, text
 from .status import CANCEL, PENDING
@@ -54,7 +54,6 @@ _RIGHT_OF: dict[type, str] = {C_STORE: "store", N_ACTION: "store", C_FIND: "find
 _SERVICE_OF: dict[type, str] = {C_STORE: "C-STORE", N_ACTION: "N-ACTION (storage commitment)", C_FIND: "C-FIND",
                                 C_GET: "C-GET", C_MOVE: "C-MOVE"}
 _ACTION_OF: dict[str, Action] = {"store": "store", "find": "query", "get": "retrieve", "move": "retrieve"}
-_STUDY_UID_TAG = 0x0020000D  # stores are read up to here for the study they belong to
 
 
 @dataclass(frozen=True)
@@ -165,16 +164,14 @@ class DicomAccess:
 
     # -- requests --------------------------------------------------------------------------
 
-    def store(self, handler: Callable[..., Dataset | int]) -> Callable[..., Dataset | int]:
+    def store(self, handler: Callable[..., tuple[Dataset | int, StoreResult | None]]) -> Callable[..., Dataset | int]:
         """EVT_C_STORE handler that counts what `handler` stored, per association and study."""
         def handle(event: Event, *args: Any) -> Dataset | int:
-            result = handler(event, *args)
-            code = _status_of(result)
-            if code is not None and not _is_failure(code):  # success or a warning: stored
-                study = _patient_and_study(event)
+            status, stored = handler(event, *args)
+            if stored is not None:  # success or a warning: stored
                 with self._lock:
-                    self._stored.setdefault(event.assoc, Counter())[study] += 1
-            return result
+                    self._stored.setdefault(event.assoc, Counter())[stored.patient_id, stored.study_uid] += 1
+            return status
         return handle
 
     def on_close(self, event: Event) -> None:
@@ -281,27 +278,6 @@ def _status_of(value: Any) -> int | None:
     if isinstance(value, Dataset) and "Status" in value:
         return int(value.Status)
     return None
-
-
-def _patient_and_study(event: Event) -> tuple[str, str]:
-    """PatientID and StudyInstanceUID of a received C-STORE data set, reading only its first
-    elements (the study UID comes before any pixel data)."""
-    try:
-        syntax = event.context.transfer_syntax
-        stream = event.request.DataSet
-        if syntax.is_deflated or stream is None or not hasattr(stream, "seek"):
-            ds = event.dataset
-        else:
-            position = stream.tell()
-            stream.seek(0)
-            try:
-                ds = read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian,
-                                  stop_when=lambda tag, vr, length: tag > _STUDY_UID_TAG)
-            finally:
-                stream.seek(position)
-        return str(ds.get("PatientID", "") or ""), str(ds.get("StudyInstanceUID", "") or "")
-    except Exception:  # a data set the archive took but this reader cannot: recorded without them
-        return "", ""
 
 
 def _query_keys(event: Event) -> tuple[str, str, str]:

@@ -14,7 +14,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID
 from pynetdicom.events import Event
 
-from ..core.archive import Archive, StoreStatus
+from ..core.archive import Archive, StoreResult, StoreStatus
 from ..core.model import Level
 from ..core.query import build_query, parse_level
 from ..errors import UnknownQueryLevel
@@ -42,15 +42,16 @@ FindResponses = Iterator[tuple[int | Dataset, Dataset | None]]
 _BINARY_VRS = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int, "FL": float, "FD": float}
 
 
-def handle_store(event: Event, archive: Archive) -> Dataset | int:
-    """Store the data set exactly as received; acknowledge only what the archive made durable (G1)."""
+def handle_store(event: Event, archive: Archive) -> tuple[Dataset | int, StoreResult | None]:
+    """Store the data set exactly as received; acknowledge only what the archive made durable
+    (G1). The status to answer, and what was stored (None when it was refused)."""
     try:
         result = archive.store(received_object(event), source=event.assoc.requestor.ae_title)
     except Exception as exc:
-        return failure(exc, "C-STORE")
+        return failure(exc, "C-STORE"), None
     if result.status is StoreStatus.CONFLICT:
-        return status(WARNING_COERCION, "another version of this SOP Instance is held; both kept")
-    return SUCCESS
+        return status(WARNING_COERCION, "another version of this SOP Instance is held; both kept"), result
+    return SUCCESS, result
 
 
 def handle_find(event: Event, archive: Archive, ae_title: str,
