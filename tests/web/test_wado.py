@@ -39,6 +39,7 @@ async def test_retrieve_is_byte_identical(client: httpx.AsyncClient, uids: dict[
     response = await client.get(_path(uids, level), headers={"Accept": DICOM})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(DICOM + "; boundary=")
+    assert int(response.headers["content-length"]) == len(response.content)  # declared, not chunked
     parts = parts_of(response)
     assert len(parts) == count
     for content_type, data in parts:

@@ -55,8 +55,21 @@ async def retrieve(request: Request) -> Response:
     corrections = await run_in_threadpool(archive.corrections, instances)
     boundary = new_boundary()
     noted = request.app.state.site.retrievals
+    # A declared length spares the chunked encoding, which copies every batch once more
+    # (~15% of the server's time for a study); a corrected head's length is only known once built.
+    headers = None if corrections else {"Content-Length": str(_stored_length(instances, boundary))}
     return StreamingResponse(_stream(archive, instances, corrections, boundary, noted, started),
-                             media_type=related_content_type(DICOM, boundary))
+                             media_type=related_content_type(DICOM, boundary), headers=headers)
+
+
+def _part_type(instance: StoredInstance) -> str:
+    return f"{DICOM}; transfer-syntax={instance.transfer_syntax}"
+
+
+def _stored_length(instances: list[StoredInstance], boundary: str) -> int:
+    """The length of the multipart body of `instances` as stored."""
+    return sum(len(part_head(boundary, _part_type(i), i.size)) + i.size + len(PART_END) for i in instances) + \
+        len(closing(boundary))
 
 
 async def _stream(archive: Archive, instances: list[StoredInstance], corrections: dict[str, dict[str, str]],
@@ -79,7 +92,7 @@ def _batches(archive: Archive, instances: list[StoredInstance], corrections: dic
     pieces: list[bytes] = []
     size = 0
     for instance in instances:
-        content_type = f"{DICOM}; transfer-syntax={instance.transfer_syntax}"
+        content_type = _part_type(instance)
         values = corrections.get(instance.study_instance_uid)
         resume = 0  # where the stored bytes sent begin
         if values:
