@@ -36,6 +36,7 @@ from pynetdicom.pdu import P_DATA_TF
 from ..core.archive import Archive
 from ..core.parsing import check_uid
 from ..errors import InvalidInput, NotFound
+from .pdata_writer import watches_only_n_messages
 from .scu import Remote, associate
 from .status import (
     CLASS_INSTANCE_CONFLICT,
@@ -106,6 +107,7 @@ class StorageCommitment:
             self._waiting.setdefault(event.assoc, {})[int(event.request.MessageID or 0)] = request
         return SUCCESS, None
 
+    @watches_only_n_messages
     def on_pdu_sent(self, event: Event) -> None:
         """Runs in the connection's thread for every PDU sent: must stay cheap and never block."""
         if event.assoc not in self._waiting:

@@ -5,7 +5,8 @@ twice (once to measure the group length): ~2 ms of Python per message here, paid
 C-STORE sub-operation of a C-GET/C-MOVE, every C-GET/C-MOVE pending response and every
 C-STORE/C-FIND response. A command set is a handful of Implicit VR Little Endian elements
 of group 0000 (PS3.7 6.3.1, 9.3), so it is encoded directly here; the message then goes out
-through pynetdicom's own DUL queue exactly as its `DIMSEServiceProvider.send_msg` would send it.
+straight to the socket (dimse/pdata_writer.py), or else through pynetdicom's own DUL queue
+exactly as its `DIMSEServiceProvider.send_msg` would send it.
 Incoming messages likewise: pynetdicom decodes each command set with pydicom and copies it
 element by element into a primitive (~0.14 ms per C-STORE here); `Receiver` reads the same
 elements directly and hands pynetdicom the same primitive. Anything outside the simple cases
@@ -26,6 +27,8 @@ from pynetdicom import dimse_primitives as prim
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import _COMMAND_SET_KEYWORDS, _DATASET_KEYWORDS, _MESSAGE_TYPES
 from pynetdicom.pdu_primitives import P_DATA
+
+from .pdata_writer import PDataWriter
 
 # (element number in group 0000, value representation) of every keyword a DIMSE-C command uses.
 _ELEMENTS: dict[str, tuple[int, str]] = {
@@ -249,6 +252,7 @@ def install(dimse: DIMSEServiceProvider) -> None:
     peer would read a data set under another message's command (PS3.7 forbids that)."""
     original: Callable[[Any, int], None] = dimse.send_msg
     one_at_a_time = threading.Lock()
+    writer = PDataWriter(dimse.dul)
 
     def send_msg(primitive: Any, context_id: int) -> None:
         with one_at_a_time:
@@ -256,6 +260,8 @@ def install(dimse: DIMSEServiceProvider) -> None:
                 command, dataset = encode_command(primitive)
             except Unsupported:
                 original(primitive, context_id)
+                return
+            if writer.write(context_id, p_data_values(command, dataset, dimse.maximum_pdu_size)):
                 return
             for pdv in p_data_values(command, dataset, dimse.maximum_pdu_size):
                 pdata = P_DATA()
