@@ -3,6 +3,7 @@
 
     bench/compare                       # 40 studies x 50 instances (2,000, 256x256 16-bit)
     bench/compare --studies 200         # 10,000 instances
+    bench/compare --rounds 3            # each archive 3 times, alternating; medians
     bench/compare --json out.json --keep
 
 For each archive in turn (the other one stopped, so both get the same 2 cores):
@@ -12,7 +13,10 @@ For each archive in turn (the other one stopped, so both get the same 2 cores):
   2. start it empty again, STOW-RS the whole dataset in batches of 50 instances per
      request (one client, keep-alive), stop it.
 Then print one table (metric, twinpacs, Orthanc, ratio twinpacs/Orthanc, issue 4 target,
-met or not) and write a JSON file.
+met or not) and write a JSON file. With --rounds N both steps run N times per archive, the
+archives alternating which goes first, and each figure is the median of its N runs: on a
+machine whose speed drifts (shared cores, a disk whose fsync takes 0.5 ms one minute and
+1.8 ms the next), one run's ratios move by 20-30%.
 
 Orthanc comes from Debian's `orthanc` and `orthanc-dicomweb` packages (installed with
 apt-get when missing, their system service forbidden to start). It runs from a config of
@@ -23,6 +27,11 @@ fresh random bearer token (role service) and admits exactly the bench's calling 
 (SiteAccess below, shared by the other bench scripts). The script checks that every
 listening socket of the servers it started is on loopback, and stops both servers by the
 pids it started, also on Ctrl-C, SIGTERM or error.
+
+Both servers also run with bench/sync_count.c preloaded, which counts their fsync-family
+calls: the table says how many each makes per stored instance, i.e. what its acknowledgement
+guarantees. (Orthanc 1.10.1 here syncs its SQLite index once per instance and never its
+image files; twinpacs fsyncs the file, its folder and the index before it answers, G1.)
 """
 
 from __future__ import annotations
@@ -74,6 +83,9 @@ METRICS: list[tuple[str, str, str, str, str, bool, float | None]] = [
     ("move", "C-MOVE study median (s)", "move", "C-MOVE study", "median_s", False, 0.2),
     ("wado", "WADO-RS study median (s)", "wado", "WADO-RS study (multipart)", "median_s", False, 1.0),
     ("metadata", "WADO-RS /metadata median (s)", "wado", "WADO-RS study metadata", "median_s", False, 0.5),
+    # What each acknowledgement costs in durability: fsync-family calls per stored instance.
+    ("syncs_x1", "syncs per instance, storescu 1 assoc", "ingest", "storescu x1 ", "syncs_per_instance", False, None),
+    ("syncs_stow", "syncs per instance, STOW-RS", "stow", "", "syncs_per_instance", False, None),
 ]
 
 
@@ -198,14 +210,27 @@ def ensure_orthanc() -> str:
     return binary
 
 
-def build_shim(out: Path) -> Path:
+def build_shim(out: Path, name: str) -> Path:
+    """bench/NAME.c compiled to OUT/NAME.so, for LD_PRELOAD."""
     gcc = shutil.which("gcc") or shutil.which("cc")
     if not gcc:
-        raise BenchError("gcc not found: needed to build bench/loopback_bind.c (apt-get install gcc)")
-    so = out / "loopback_bind.so"
-    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(so), str(HERE / "loopback_bind.c"), "-ldl"],
+        raise BenchError(f"gcc not found: needed to build bench/{name}.c (apt-get install gcc)")
+    so = out / f"{name}.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(so), str(HERE / f"{name}.c"), "-ldl"],
                    check=True, timeout=120)
     return so
+
+
+def counting_syncs(work: Path, shims: list[Path]) -> tuple[dict[str, str], Path]:
+    """The environment that preloads `shims` with bench/sync_count.so among them, and the
+    counter file it counts into (fresh, zero)."""
+    counter = work / "syncs.count"
+    counter.write_bytes(bytes(8))
+    return {"LD_PRELOAD": " ".join(map(str, shims)), "SYNC_COUNT_FILE": str(counter)}, counter
+
+
+def syncs_made(counter: Path) -> int:
+    return int.from_bytes(counter.read_bytes()[:8], "little")
 
 
 # ---------------------------------------------------------------- listening sockets
@@ -277,6 +302,7 @@ class Server:
     http_port: int
     process: subprocess.Popen[bytes]
     log_file: Path
+    syncs: Path  # the counter of bench/sync_count.c in this server
     access: SiteAccess | None = None  # None: an archive open to anonymous clients (Orthanc here)
 
     @property
@@ -311,7 +337,7 @@ def _listens(port: int) -> bool:
     return False
 
 
-def start_orthanc(binary: str, shim: Path, work: Path, move_port: int) -> Server:
+def start_orthanc(binary: str, shims: list[Path], work: Path, move_port: int) -> Server:
     work.mkdir(parents=True)
     dicom_port, http_port = free_port(), free_port()
     config = {
@@ -330,11 +356,12 @@ def start_orthanc(binary: str, shim: Path, work: Path, move_port: int) -> Server
     cfg = work / "orthanc.json"
     cfg.write_text(json.dumps(config, indent=2))
     log_file = work / "orthanc.log"
-    env = {**os.environ, "TCP_NODELAY": "1", "LD_PRELOAD": str(shim)}
+    preload, counter = counting_syncs(work, shims)
+    env = {**os.environ, "TCP_NODELAY": "1", **preload}
     with log_file.open("wb") as out:
         proc = subprocess.Popen([binary, str(cfg)], stdout=out, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
-    server = Server("Orthanc", "ORTHANC", dicom_port, http_port, proc, log_file)
+    server = Server("Orthanc", "ORTHANC", dicom_port, http_port, proc, log_file, counter)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(timeout=5, trust_env=False) as http:
@@ -354,7 +381,7 @@ def start_orthanc(binary: str, shim: Path, work: Path, move_port: int) -> Server
     return server
 
 
-def start_twinpacs(work: Path, move_port: int) -> Server:
+def start_twinpacs(shims: list[Path], work: Path, move_port: int) -> Server:
     work.mkdir(parents=True)
     log_file = work / "twinpacs.log"
     access = SiteAccess({CALLING_AET: "store,find,get,move"})  # run.py's storescu/findscu/getscu/movescu
@@ -362,10 +389,11 @@ def start_twinpacs(work: Path, move_port: int) -> Server:
            "--role", "active", "--no-peers", "--database-url", f"sqlite:///{(work / 'data').resolve()}/index.sqlite3",
            "--ae-title", "TWINPACS", "--dicom-port", "0", "--http-port", "0",
            "--move-destination", f"{MOVE_AET}={HOST}:{move_port}", *access.serve_flags()]
+    preload, counter = counting_syncs(work, shims)
     with log_file.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **preload},
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
-    server = Server("twinpacs", "TWINPACS", 0, 0, proc, log_file, access)
+    server = Server("twinpacs", "TWINPACS", 0, 0, proc, log_file, counter, access)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -405,6 +433,7 @@ def run_bench(server: Server, args: argparse.Namespace, dataset: Path, move_port
     log(f"bench/run.py against {server.name} (load {load()})")
     # The token through run.py's environment, not its command line; none for an open archive.
     env = {k: v for k, v in os.environ.items() if k != "TWINPACS_TOKEN"}
+    env["SYNC_COUNT_FILE"] = str(server.syncs)  # run.py reads the server's count around each ingest
     if server.access:
         env["TWINPACS_TOKEN"] = server.access.token
     # Bounded: every run.py phase has its own timeouts; this is the backstop.
@@ -430,6 +459,7 @@ def stow(server: Server, files: list[Path], batch: int, timeout: float) -> dict[
     url = f"{server.dicomweb}/studies"
     total_s, nbytes, stored = 0.0, 0, 0
     per_request = []
+    syncs_before = syncs_made(server.syncs)
     log(f"STOW-RS {len(files)} instances to {server.name}, {batch} per request (load {load()})")
     with httpx.Client(timeout=timeout, trust_env=False) as http:
         for k in range(0, len(files), batch):
@@ -452,7 +482,8 @@ def stow(server: Server, files: list[Path], batch: int, timeout: float) -> dict[
             stored += len(ok)
     return {"instances": stored, "bytes": nbytes, "seconds": total_s, "requests": len(per_request),
             "batch": batch, "instances_per_s": stored / total_s, "MB_per_s": nbytes / total_s / 1e6,
-            "median_request_s": statistics.median(per_request)}
+            "median_request_s": statistics.median(per_request),
+            "syncs_per_instance": (syncs_made(server.syncs) - syncs_before) / stored}
 
 
 def dataset_files(dataset: Path) -> list[Path]:
@@ -497,15 +528,25 @@ def fmt(v: float | str | None) -> str:
     if v is None:
         return "-"
     if isinstance(v, str):
-        return v[:40]
+        return v.splitlines()[0][:40]
     return f"{v:.1f}" if v >= 100 else f"{v:.3f}" if v < 1 else f"{v:.2f}"
 
 
-def build_table(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+def median_of(reports: list[dict[str, Any]], phase: str, prefix: str, figure: str) -> float | str | None:
+    """A figure's median over the rounds; a failure in any round is what is shown."""
+    values = [pick(report, phase, prefix, figure) for report in reports]
+    failed = [v for v in values if isinstance(v, str)]
+    if failed:
+        return failed[0]
+    numbers = [v for v in values if v is not None]
+    return statistics.median(numbers) if numbers else None
+
+
+def build_table(reports: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     rows = []
     for key, label, phase, prefix, figure, higher, target in METRICS:
-        t = pick(reports.get("twinpacs"), phase, prefix, figure)
-        o = pick(reports.get("orthanc"), phase, prefix, figure)
+        t = median_of(reports.get("twinpacs", []), phase, prefix, figure)
+        o = median_of(reports.get("orthanc", []), phase, prefix, figure)
         ratio = t / o if isinstance(t, (int, float)) and isinstance(o, (int, float)) and o else None
         met = None
         if ratio is not None and target is not None:
@@ -542,6 +583,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--retrieve-repeat", type=int, default=3, help="whole-study retrievals per method")
     p.add_argument("--stow-batch", type=int, default=50, help="instances per STOW-RS request")
     p.add_argument("--only", choices=("twinpacs", "orthanc"), help="measure one archive only")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="runs of each archive, alternating; the table shows each figure's median")
     p.add_argument("--timeout", type=int, default=300, help="seconds per tool run / network operation")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out",
                    help="datasets and server folders go here (default bench/out, git-ignored)")
@@ -569,34 +612,38 @@ def main(argv: list[str] | None = None) -> int:
     files = dataset_files(dataset)
     work = Path(tempfile.mkdtemp(prefix="compare-", dir=args.out))  # the project's disk, not tmpfs
     log(f"servers' data under {work}; load average {load()} on {os.cpu_count()} CPUs")
-    reports: dict[str, dict[str, Any] | None] = {}
+    reports: dict[str, list[dict[str, Any]]] = {}
     loads: dict[str, str] = {"start": load()}
     code = source_state()
     try:
         plan: list[tuple[str, Any]] = []
+        sync_count = build_shim(work, "sync_count")
         if args.only != "orthanc":
-            plan.append(("twinpacs", lambda w, m: start_twinpacs(w, m)))
+            plan.append(("twinpacs", lambda w, m: start_twinpacs([sync_count], w, m)))
         if binary:
-            shim = build_shim(work)
-            plan.append(("orthanc", lambda w, m: start_orthanc(binary, shim, w, m)))
-        for name, start in plan:
-            move_port = free_port()
-            loads[name] = load()
-            with running(start, work / f"{name}-run", move_port) as server:
-                report = run_bench(server, args, dataset, move_port, work / f"{name}-run.json")
-            try:
-                with running(start, work / f"{name}-stow", free_port()) as server:
-                    report["stow"] = stow(server, files, args.stow_batch, args.timeout)
-            except BenchError as e:
-                report["stow"] = {"error": str(e)}
-            log(f"{name}: STOW-RS {report['stow']}")
-            reports[name] = report
+            loopback = build_shim(work, "loopback_bind")
+            plan.append(("orthanc", lambda w, m: start_orthanc(binary, [loopback, sync_count], w, m)))
+        for round_ in range(args.rounds):
+            # Alternating which archive goes first spreads a drift of the machine's speed.
+            for name, start in plan if round_ % 2 == 0 else plan[::-1]:
+                run = work / f"{name}-{round_}"
+                move_port = free_port()
+                loads[f"{name} {round_ + 1}"] = load()
+                with running(start, run / "run", move_port) as server:
+                    report = run_bench(server, args, dataset, move_port, run / "run.json")
+                try:
+                    with running(start, run / "stow", free_port()) as server:
+                        report["stow"] = stow(server, files, args.stow_batch, args.timeout)
+                except BenchError as e:
+                    report["stow"] = {"error": str(e)}
+                log(f"{name}: STOW-RS {report['stow']}")
+                reports.setdefault(name, []).append(report)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     loads["end"] = load()
     table = build_table(reports)
-    print(f"\ntwinpacs code: {code} (at start)")
+    print(f"\ntwinpacs code: {code} (at start); {args.rounds} round(s), medians")
     print(f"dataset: {len(files)} instances ({args.studies} studies x {args.series} series x "
           f"{args.instances}, {args.rows}x{args.cols} 16-bit); load average (1/5/15 min) "
           + ", ".join(f"{k} {v}" for k, v in loads.items()) + f"; {os.cpu_count()} CPUs")

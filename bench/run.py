@@ -237,6 +237,13 @@ def retrieval_row(phase: str, what: str, times: list[float], got: tuple[int, int
 
 # ---------------------------------------------------------------------------- phases
 
+def syncs_made() -> int | None:
+    """The archive's fsync-family calls so far, when bench/compare counts them
+    (bench/sync_count.c, a counter file named by SYNC_COUNT_FILE); None otherwise."""
+    path = os.environ.get("SYNC_COUNT_FILE")
+    return int.from_bytes(Path(path).read_bytes()[:8], "little") if path else None
+
+
 def bench_ingest(args: argparse.Namespace, data: DataSet, study: Study) -> list[Row]:
     flag = ts_flag(data, "-")
     runs = args.associations
@@ -264,6 +271,7 @@ def ingest_run(args: argparse.Namespace, files: list[Path], n: int, flag: list[s
             for i, f in enumerate(files[j::n]):
                 (folder / f"{i:07d}.dcm").symlink_to(f.resolve())
             logs.append(Path(tmp, f"assoc{j}.log"))
+        syncs_before = syncs_made()
         t0 = time.perf_counter()
         try:
             for j in range(n):
@@ -289,8 +297,11 @@ def ingest_run(args: argparse.Namespace, files: list[Path], n: int, flag: list[s
             raise PhaseError(f"{len(failed)}/{n} storescu exit {failed[0][0]}: {last_error(failed[0][1])}")
     figures = {"associations": n, "instances": len(files), "bytes": nbytes, "seconds": elapsed,
                "instances_per_s": len(files) / elapsed, "MB_per_s": nbytes / elapsed / 1e6}
+    if syncs_before is not None:  # bench/compare's sync_count shim is on the archive
+        figures["syncs_per_instance"] = (syncs_made() - syncs_before) / len(files)
+    syncs = f", {figures['syncs_per_instance']:.2f} syncs/inst" if "syncs_per_instance" in figures else ""
     return Row("ingest", what, f"{len(files)} inst, {nbytes / 1e6:.1f} MB in {elapsed:.2f} s: "
-                               f"{figures['instances_per_s']:.1f} inst/s, {figures['MB_per_s']:.1f} MB/s",
+                               f"{figures['instances_per_s']:.1f} inst/s, {figures['MB_per_s']:.1f} MB/s{syncs}",
                figures)
 
 
