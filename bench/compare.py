@@ -302,8 +302,8 @@ class Server:
     http_port: int
     process: subprocess.Popen[bytes]
     log_file: Path
-    syncs: Path  # the counter of bench/sync_count.c in this server
     access: SiteAccess | None = None  # None: an archive open to anonymous clients (Orthanc here)
+    syncs: Path | None = None  # the counter of bench/sync_count.c in this server, if preloaded
 
     @property
     def headers(self) -> dict[str, str]:
@@ -361,7 +361,7 @@ def start_orthanc(binary: str, shims: list[Path], work: Path, move_port: int) ->
     with log_file.open("wb") as out:
         proc = subprocess.Popen([binary, str(cfg)], stdout=out, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
-    server = Server("Orthanc", "ORTHANC", dicom_port, http_port, proc, log_file, counter)
+    server = Server("Orthanc", "ORTHANC", dicom_port, http_port, proc, log_file, syncs=counter)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(timeout=5, trust_env=False) as http:
@@ -393,7 +393,7 @@ def start_twinpacs(shims: list[Path], work: Path, move_port: int) -> Server:
     with log_file.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **preload},
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
-    server = Server("twinpacs", "TWINPACS", 0, 0, proc, log_file, counter, access)
+    server = Server("twinpacs", "TWINPACS", 0, 0, proc, log_file, access, counter)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -433,7 +433,8 @@ def run_bench(server: Server, args: argparse.Namespace, dataset: Path, move_port
     log(f"bench/run.py against {server.name} (load {load()})")
     # The token through run.py's environment, not its command line; none for an open archive.
     env = {k: v for k, v in os.environ.items() if k != "TWINPACS_TOKEN"}
-    env["SYNC_COUNT_FILE"] = str(server.syncs)  # run.py reads the server's count around each ingest
+    if server.syncs:
+        env["SYNC_COUNT_FILE"] = str(server.syncs)  # run.py reads the server's count around each ingest
     if server.access:
         env["TWINPACS_TOKEN"] = server.access.token
     # Bounded: every run.py phase has its own timeouts; this is the backstop.
@@ -459,7 +460,7 @@ def stow(server: Server, files: list[Path], batch: int, timeout: float) -> dict[
     url = f"{server.dicomweb}/studies"
     total_s, nbytes, stored = 0.0, 0, 0
     per_request = []
-    syncs_before = syncs_made(server.syncs)
+    syncs_before = syncs_made(server.syncs) if server.syncs else 0
     log(f"STOW-RS {len(files)} instances to {server.name}, {batch} per request (load {load()})")
     with httpx.Client(timeout=timeout, trust_env=False) as http:
         for k in range(0, len(files), batch):
@@ -483,7 +484,7 @@ def stow(server: Server, files: list[Path], batch: int, timeout: float) -> dict[
     return {"instances": stored, "bytes": nbytes, "seconds": total_s, "requests": len(per_request),
             "batch": batch, "instances_per_s": stored / total_s, "MB_per_s": nbytes / total_s / 1e6,
             "median_request_s": statistics.median(per_request),
-            "syncs_per_instance": (syncs_made(server.syncs) - syncs_before) / stored}
+            **({"syncs_per_instance": (syncs_made(server.syncs) - syncs_before) / stored} if server.syncs else {})}
 
 
 def dataset_files(dataset: Path) -> list[Path]:
