@@ -10,6 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from ..errors import InvalidValue, NotDicom
+from .raw_values import value_strings
 
 
 class Level(str, Enum):
@@ -94,7 +95,8 @@ def keys_up_to(level: Level) -> tuple[str, ...]:
     return keys
 
 
-_INDEX_TAGS = tuple((key, tag_for_keyword(key)) for key in keys_up_to(Level.IMAGE))
+_INDEX_TAGS = tuple((key, BaseTag(tag_for_keyword(key))) for key in keys_up_to(Level.IMAGE))
+_TAGS = tuple(tag for _, tag in _INDEX_TAGS)
 
 
 @dataclass(frozen=True)
@@ -120,18 +122,18 @@ class InstanceRecord:
 
     @classmethod
     def from_dataset(cls, ds: Dataset, transfer_syntax: str, content_hash: str, size: int) -> InstanceRecord:
-        # By tag, not keyword: only the index's keys are converted, without the keyword lookup.
-        attributes = {key: _read(ds, key, tag) for key, tag in _INDEX_TAGS}
+        strings = value_strings(ds, _TAGS)  # straight from the bytes where that gives pydicom's text
+        attributes = {key: _read(ds, key, tag, values) for (key, tag), values in zip(_INDEX_TAGS, strings)}
         for key, value in attributes.items():
             _check_indexable(key, value)
         return cls(attributes, transfer_syntax, content_hash, size)
 
 
-def _read(ds: Dataset, key: str, tag: BaseTag) -> str:
-    """An indexed attribute as text; one pydicom cannot decode (a VR it does not know, a bad
-    value) is malformed input, said so, not an internal error."""
-    if tag not in ds:
-        return ""
+def _read(ds: Dataset, key: str, tag: BaseTag, strings: list[str] | None) -> str:
+    """An indexed attribute as text, from its `strings` where known; one pydicom cannot decode
+    (a VR it does not know, a bad value) is malformed input, said so, not an internal error."""
+    if strings is not None:
+        return "\\".join(value.rstrip("\x00") for value in strings)
     try:
         return _text(ds[tag].value)
     except Exception as exc:  # pydicom raises many types on garbage
