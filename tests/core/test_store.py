@@ -97,15 +97,22 @@ def test_resolving_a_conflict_swaps_without_deleting(archive: Archive) -> None:
         (lambda b: _two_group_lengths(b), NotDicom),
         (lambda b: _with(b, "StudyDescription", "CT\x00thorax"), InvalidValue),
         (lambda b: _with(b, "StudyDescription", "x" * 300), InvalidValue),
+        (lambda b: _dataset_cut_inside_first_header(b), NotDicom),
     ],
     ids=["not-dicom", "truncated-pixels", "truncated-header", "no-sop-uid", "no-study-uid", "bad-uid",
-         "two-group-lengths", "nul-in-text", "longer-than-any-vr"],
+         "two-group-lengths", "nul-in-text", "longer-than-any-vr", "cut-inside-first-element-header"],
 )
 def test_bad_input_stores_nothing(archive: Archive, tmp_path: Path, mutate, error) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error):
         archive.store(mutate(_files()[0]), "BAD")
     assert archive.index.counts()["instances"] == 0
     assert stored_files(tmp_path / "store") == []
+
+
+def _dataset_cut_inside_first_header(data: bytes) -> bytes:
+    """The file meta, then 8 bytes of an OB element's 12-byte header (its length missing)."""
+    offset = 144 + int.from_bytes(data[140:144], "little")
+    return data[:offset] + b"\x09\x00\x10\x00OB\x00\x00"
 
 
 def _without(data: bytes, keyword: str) -> bytes:

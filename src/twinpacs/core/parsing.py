@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ def _read_meta(data: bytes) -> tuple[Callable[[str], Any], int]:
     try:
         read_preamble(fp, force=False)
         meta = _read_file_meta_info(fp)
-    except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
+    except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error) as exc:
+        # struct.error: pydicom reads on into the dataset's first element to find where the
+        # meta ends, and an element header cut short there fails to unpack.
         raise NotDicom(f"not a DICOM Part 10 object: {exc}") from None
     return meta.get, fp.tell()
 
