@@ -39,6 +39,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock()
+        self._sqlite_writer: Connection | None = None  # SQLite's one writer, kept checked out (see write)
         try:
             if self.is_sqlite:
                 self.writer = self._sqlite_engine(url, immediate=True)
@@ -98,7 +99,7 @@ class Database:
         concurrent writer made it fail (unique race, serialisation, lock timeout)."""
         for attempt in range(attempts):
             try:
-                with self._locked(), self.writer.begin() as conn:
+                with self._write_transaction() as conn:
                     return work(conn)
             except (IntegrityError, OperationalError):
                 if attempt == attempts - 1:
@@ -107,12 +108,18 @@ class Database:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        if self.is_sqlite:
-            with self._write_lock:
-                yield
-        else:
-            yield
+    def _write_transaction(self) -> Iterator[Connection]:
+        """SQLite has one writer at a time (the lock), so it keeps one connection: a pool checkout
+        and return (with its reset) per store cost as much as the store's statements (issue 4)."""
+        if not self.is_sqlite:
+            with self.writer.begin() as conn:
+                yield conn
+            return
+        with self._write_lock:
+            if self._sqlite_writer is None:
+                self._sqlite_writer = self.writer.connect()
+            with self._sqlite_writer.begin():
+                yield self._sqlite_writer
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -121,5 +128,9 @@ class Database:
                 yield conn
 
     def dispose(self) -> None:
+        with self._write_lock:
+            if self._sqlite_writer is not None:
+                self._sqlite_writer.close()
+                self._sqlite_writer = None
         self.writer.dispose()
         self.reader.dispose()
