@@ -581,7 +581,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cols", type=int, default=256)
     p.add_argument("--associations", default="1,2", help="storescu ingest runs (default 1,2)")
     p.add_argument("--repeat", type=int, default=50, help="queries per C-FIND / QIDO-RS figure")
-    p.add_argument("--retrieve-repeat", type=int, default=3, help="whole-study retrievals per method")
+    p.add_argument("--retrieve-repeat", type=int, default=10,
+                   help="whole-study retrievals per method (their median is reported)")
     p.add_argument("--stow-batch", type=int, default=50, help="instances per STOW-RS request")
     p.add_argument("--only", choices=("twinpacs", "orthanc"), help="measure one archive only")
     p.add_argument("--rounds", type=int, default=1,
