@@ -32,7 +32,10 @@ from .multipart import PART_END, closing, encode_parts, new_boundary, part_head,
 
 DICOM = "application/dicom"
 CHUNK = 1 << 20
-BATCH = 4 << 20
+# Bytes read per worker-thread hop, held once per retrieval in progress. Each batch is sent
+# before the next is read; 8 MB rather than 4 took a 6.6 MB study from 18.6-20.3 ms to
+# 13.2-15.0 ms here (server CPU 13.8-17.3 -> 8.3-9.0 ms).
+BATCH = 8 << 20
 PIXEL_DATA = 0x7FE00010
 
 
