@@ -133,7 +133,7 @@ def _read(ds: Dataset, key: str, tag: BaseTag, strings: list[str] | None) -> str
     """An indexed attribute as text, from its `strings` where known; one pydicom cannot decode
     (a VR it does not know, a bad value) is malformed input, said so, not an internal error."""
     if strings is not None:
-        return "\\".join(value.rstrip("\x00") for value in strings)
+        return _text(strings)
     try:
         return _text(ds[tag].value)
     except Exception as exc:  # pydicom raises many types on garbage

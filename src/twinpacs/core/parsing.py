@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
@@ -160,12 +161,8 @@ def _walk_with_pydicom(body: bytes, start: int, syntax: UID) -> dict[BaseTag, An
     return elements
 
 
-_REQUIRED = tuple((keyword, BaseTag(tag)) for keyword, tag in (
-    ("SOPClassUID", 0x00080016),
-    ("SOPInstanceUID", 0x00080018),
-    ("StudyInstanceUID", 0x0020000D),
-    ("SeriesInstanceUID", 0x0020000E),
-))
+_REQUIRED = tuple((keyword, BaseTag(tag_for_keyword(keyword)))
+                  for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"))
 _REQUIRED_TAGS = tuple(tag for _, tag in _REQUIRED)
 
 
