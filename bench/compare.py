@@ -429,7 +429,7 @@ def run_bench(server: Server, args: argparse.Namespace, dataset: Path, move_port
            "--calling-aet", CALLING_AET, "--dicomweb", server.dicomweb, "--dataset", str(dataset),
            "--associations", args.associations, "--repeat", str(args.repeat),
            "--retrieve-repeat", str(args.retrieve_repeat), "--move-dest", f"{MOVE_AET}={move_port}",
-           "--timeout", str(args.timeout), "--json", str(out)]
+           "--timeout", str(args.timeout), "--json", str(out), "--scratch", str(out.parent / "scratch")]
     log(f"bench/run.py against {server.name} (load {load()})")
     # The token through run.py's environment, not its command line; none for an open archive.
     env = {k: v for k, v in os.environ.items() if k != "TWINPACS_TOKEN"}
