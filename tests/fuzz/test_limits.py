@@ -277,6 +277,22 @@ def test_an_undecodable_dimse_message_is_aborted_at_once(fuzz_site: FuzzSite) ->
     fuzz_site.check_echo()
 
 
+@pytest.mark.parametrize("items", [
+    struct.pack(">IBB", 40, 1, 0x03) + b"short",  # a PDV item running past its P-DATA-TF
+    struct.pack(">IB", 1, 1),  # a PDV item without its message control header
+])
+def test_a_malformed_pdv_item_is_aborted_at_once(fuzz_site: FuzzSite, items: bytes) -> None:
+    with socket.create_connection((HOST, fuzz_site.dimse.port), timeout=10) as sock:
+        sock.sendall(ASSOCIATE_RQ)
+        assert read_pdu(sock)[0] == 0x02
+        started = time.monotonic()
+        sock.sendall(pdu_header(0x04, len(items)) + items)
+        pdu_type, body = read_pdu(sock)
+    assert pdu_type == 0x07 and body[2] == 2  # A-ABORT from the service provider
+    assert time.monotonic() - started < 2
+    fuzz_site.check_echo()
+
+
 def test_stores_larger_than_one_pdu_still_work(fuzz_site: FuzzSite, tmp_path_factory: pytest.TempPathFactory) -> None:
     ds = make_study(StudySpec(patient_id="BIGPDU", rows=256, columns=256, seed=8))[0]  # 128 kB > 64 kB PDUs
     path = tmp_path_factory.mktemp("big") / "big.dcm"

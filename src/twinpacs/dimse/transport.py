@@ -21,6 +21,7 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationServer, AssociationSocket
@@ -72,6 +73,9 @@ def _offset(head: bytes) -> int | None:
 CONTROL_PDU_MAX = 1 << 20
 _PDU_TYPES = range(0x01, 0x08)
 P_DATA_TF = 0x04
+_PDV_ITEM = struct.Struct(">LB")  # item length, presentation context ID
+# Handlers that would miss a P-DATA-TF taken past pynetdicom's PDU decoding and state machine.
+_RECEIVE_WATCHERS = (evt.EVT_DATA_RECV, evt.EVT_PDU_RECV, evt.EVT_FSM_TRANSITION)
 
 
 def apply_limits(ae: AE, limits: LimitSettings) -> None:
@@ -175,6 +179,13 @@ class _GuardedReader:
         if len(data) != 6 + length:
             self._closed()
             return
+        if pdu_type == P_DATA_TF and self._data_transfer():
+            values = _presentation_data_values(data)
+            if values is not None:
+                primitive = P_DATA()
+                primitive.presentation_data_value_list.extend(values)
+                self.dul.assoc.dimse.receive_primitive(primitive)  # what DT-2 does
+                return
         try:
             pdu, fsm_event = self.dul._decode_pdu(data)
         except Exception as exc:  # pynetdicom's PDU decoders raise anything on malformed content
@@ -184,6 +195,15 @@ class _GuardedReader:
             self.waiting_for_request = False
         self.dul.event_queue.put(fsm_event)
         self.dul._recv_pdu.put(pdu)
+
+    def _data_transfer(self) -> bool:
+        """Whether a P-DATA-TF may go straight to DIMSE, as the state machine's DT-2 (Sta6 +
+        Evt10) would send it, without the PDU object, the event queue and the transition: in
+        Sta6 with no event queued before it (the order of events is kept), and with nothing
+        watching received data, PDUs or transitions (pynetdicom's INFO logging does)."""
+        dul = self.dul
+        return (dul.state_machine.current_state == "Sta6" and not dul.event_queue.qsize()
+                and not any(dul.assoc.get_handlers(watched) for watched in _RECEIVE_WATCHERS))
 
     def _refuse(self, sock: AssociationSocket, what: str) -> None:
         log.warning("DICOM peer %s sent %s: association aborted", _peer(sock), what)
@@ -195,6 +215,23 @@ class _GuardedReader:
         if self.waiting_for_request:
             self.waiting_for_request = False
             self.dul.to_user_queue.put(None)  # the acceptor's "no request came": it ends now
+
+
+def _presentation_data_values(pdu: bytes) -> list[tuple[int, bytes]] | None:
+    """The (context ID, message control header + fragment) of each PDV item of a P-DATA-TF
+    (PS3.8 9.3.5.1) as pynetdicom decodes them; None when the items do not exactly fill the
+    PDU or one is empty, left to pynetdicom's decoder to refuse."""
+    values = []
+    offset, end = 6, len(pdu)
+    while offset < end:
+        if end - offset < 6:
+            return None
+        length, context_id = _PDV_ITEM.unpack_from(pdu, offset)
+        if length < 2 or offset + 4 + length > end:
+            return None
+        values.append((context_id, pdu[offset + 5:offset + 4 + length]))
+        offset += 4 + length
+    return values
 
 
 def _read_pdu(sock: AssociationSocket, header: bytes, length: int) -> bytes:
