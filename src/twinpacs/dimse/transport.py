@@ -21,8 +21,8 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
-from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.events import Event
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationServer, AssociationSocket
 
@@ -138,7 +138,7 @@ def limit_pdu_size(dul: DULServiceProvider, limit: int, acceptor: bool) -> None:
 
 
 class _GuardedReader:
-    """pynetdicom 3.0.4's DUL._read_pdu_data, set on one DUL instance, with three changes:
+    """pynetdicom 3.0.4's DUL._read_pdu_data, set on one DUL instance, with four changes:
 
     - a PDU announcing more than the limit is an invalid PDU (the state machine answers with an
       A-ABORT, PS3.8 9.2 AA-1/AA-8) before any of it is read; pynetdicom would read whatever a
@@ -147,7 +147,10 @@ class _GuardedReader:
       pynetdicom would decode the rest of the peer's bytes as PDUs, six at a time;
     - a connection that ends before its A-ASSOCIATE-RQ releases its association at once:
       pynetdicom's acceptor would wait acse_timeout for the request, holding one of
-      dicom.max_associations, so a few junk connections could lock the DICOM door."""
+      dicom.max_associations, so a few junk connections could lock the DICOM door;
+    - a P-DATA-TF in the data transfer state goes straight to DIMSE (`_data_transfer`): each
+      PDU of a message otherwise became a PDU object, an event on a queue and a state-machine
+      transition that does nothing but hand its values on."""
 
     def __init__(self, dul: DULServiceProvider, limit: int, acceptor: bool) -> None:
         self.dul = dul
