@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, select
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from ..core.model import LEVEL_KEYS, LEVEL_ORDER, UNIQUE_KEY, Level, StoredInstance, keys_up_to
 from ..core.query import Match, MatchKind, Query
+from .prepared import Prepared
 from .schema import instances, patients, series, studies
 
 _TABLE = {Level.PATIENT: patients, Level.STUDY: studies, Level.SERIES: series, Level.IMAGE: instances}
@@ -85,14 +87,27 @@ def _values(n: int, match: Match) -> dict[str, str]:
     return {f"m{n}": _like_pattern(value) if match.kind is MatchKind.WILDCARD else value}
 
 
+@dataclass(frozen=True)
+class _Search:
+    """The statement of one query shape, compiled once per dialect (index/prepared.py)."""
+
+    select: Select[Any]
+    prepared: Prepared
+    keys: tuple[str, ...]  # of the result columns, in order
+
+    @classmethod
+    def of(cls, statement: Select[Any]) -> _Search:
+        return cls(statement, Prepared(statement), tuple(c.key for c in statement.selected_columns))
+
+
 # Statements by query shape: building and cache-keying a fresh SQLAlchemy statement per query
-# cost more than running it (~0.1 ms of a 0.4 ms PatientID search). Bounded, as QIDO-RS's
-# limits and offsets make new shapes.
-_PREPARED: dict[tuple[Any, ...], Select[Any]] = {}
+# cost more than running it (~0.1 ms of a 0.4 ms PatientID search), and so did Connection.
+# execute's machinery afterwards. Bounded, as QIDO-RS's limits and offsets make new shapes.
+_PREPARED: dict[tuple[Any, ...], _Search] = {}
 _PREPARED_MAX = 512
 
 
-def _prepared(query: Query) -> tuple[Select[Any], dict[str, str]]:
+def _prepared(query: Query) -> tuple[_Search, dict[str, str]]:
     """The statement for `query`'s shape (built on first use) and the values to bind."""
     active = query.active()
     shape = (query.level, query.return_keys, query.limit, query.offset,
@@ -102,14 +117,14 @@ def _prepared(query: Query) -> tuple[Select[Any], dict[str, str]]:
     if statement is None:
         if len(_PREPARED) >= _PREPARED_MAX:
             _PREPARED.clear()
-        statement = _PREPARED[shape] = _build(query, active)
+        statement = _PREPARED[shape] = _Search.of(_build(query, active))
     return statement, {k: v for n, m in enumerate(active) for k, v in _values(n, m).items()}
 
 
 def select_matches(query: Query) -> Select[Any]:
     """The statement `run_query` executes for `query`, with its values bound."""
-    statement, values = _prepared(query)
-    return statement.params(values)
+    search, values = _prepared(query)
+    return search.select.params(values)
 
 
 def _build(query: Query, active: list[Match]) -> Select[Any]:
@@ -132,8 +147,8 @@ def _owns(level: Level, key: str) -> bool:
 
 def run_query(conn: Connection, query: Query) -> list[dict[str, str]]:
     """Matching rows as keyword -> DICOM text, with the computed keys that were asked for."""
-    statement, values = _prepared(query)
-    rows = [dict(r._mapping) for r in conn.execute(statement, values)]
+    search, values = _prepared(query)
+    rows = [dict(zip(search.keys, r)) for r in search.prepared.rows(conn, values)]
     if query.level is Level.STUDY and rows:
         pks = [r["_pk"] for r in rows]
         if "ModalitiesInStudy" in query.return_keys:
@@ -147,21 +162,21 @@ def run_query(conn: Connection, query: Query) -> list[dict[str, str]]:
     return rows
 
 
-_PER_STUDY: dict[tuple[Any, int], Select[Any]] = {}  # by column and number of studies
+_PER_STUDY: dict[tuple[Any, int], Prepared] = {}  # by column and number of studies
 
 
 def _per_study(conn: Connection, study_pks: list[int], column: Any) -> dict[int, list[str]]:
-    statement = _PER_STUDY.get((column, len(study_pks)))
-    if statement is None:
+    prepared = _PER_STUDY.get((column, len(study_pks)))
+    if prepared is None:
         if len(_PER_STUDY) >= _PREPARED_MAX:
             _PER_STUDY.clear()
         statement = select(series.c.study_pk, column).distinct().where(
             series.c.study_pk.in_([bindparam(f"pk{i}") for i in range(len(study_pks))]))
         if column.table is instances:
             statement = statement.select_from(series.join(instances, instances.c.series_pk == series.c.id))
-        statement = _PER_STUDY[(column, len(study_pks))] = statement.order_by(column)
+        prepared = _PER_STUDY[(column, len(study_pks))] = Prepared(statement.order_by(column))
     found: dict[int, list[str]] = defaultdict(list)
-    for pk, value in conn.execute(statement, {f"pk{i}": pk for i, pk in enumerate(study_pks)}):
+    for pk, value in prepared.rows(conn, {f"pk{i}": pk for i, pk in enumerate(study_pks)}):
         if value:
             found[pk].append(value)
     return found

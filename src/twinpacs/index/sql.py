@@ -29,7 +29,7 @@ class SqlIndex:
         return self.db.write(lambda conn: work(IndexTransaction(conn)))
 
     def query(self, query: Query) -> list[dict[str, str]]:
-        with self.db.read() as conn:
+        with self.db.snapshot() as conn:
             return run_query(conn, query)
 
     def stored_instances(self, uids: dict[str, str]) -> list[StoredInstance]:
