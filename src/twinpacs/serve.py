@@ -6,6 +6,7 @@ SIGTERM/SIGINT (uvicorn traps the signals; HL7 and DIMSE stop after it)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import logging
 import signal
@@ -41,6 +42,16 @@ class _HttpServer(uvicorn.Server):
 # two runs each: WADO-RS median during ingest 26.2/31.5 -> 25.0/23.4 ms and 17 % more
 # retrievals served, ingest rate unchanged (147-162 vs 153-167 inst/s).
 SWITCH_INTERVAL_S = 0.001
+
+
+def freeze_startup_objects() -> None:
+    """Leave what the start built (modules, the DICOM dictionary, SQLAlchemy's tables and
+    statements, settings: ~150,000 objects that live as long as the process) out of Python's
+    full collections. Each full collection took ~80 ms holding the GIL, and an ingest of 1,000
+    objects set off two: every association and retrieval in flight stood still meanwhile (G3).
+    Now one takes ~4 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_site(settings: Settings, accept_missing_history: bool = False) -> None:
@@ -109,6 +120,7 @@ async def _serve(site: Site, accept_missing_history: bool = False) -> None:
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started:
+            freeze_startup_objects()
             http_port = server.servers[0].sockets[0].getsockname()[1]
             log.info(
                 "twinpacs ready: site %s (%s), AE %s, DICOM %s:%d, HTTP %s://%s:%d, data %s%s",
