@@ -67,6 +67,14 @@ MOVE_AET = "BENCHMOVE"
 ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 READY = re.compile(r"twinpacs ready: .* DICOM [^:]+:(\d+), HTTP http://[^:]+:(\d+)")
 START_TIMEOUT = 60.0  # seconds for a server to come up
+# On this machine's ext4 (no journal), the kernel skips inodes freed in the last 5 minutes
+# while their inode table block is dirty (recently_deleted), looking each one up: after a
+# previous run's cleanup deleted ~12,000 files, every file created near there cost 0.4-0.8 ms
+# of kernel time instead of 25 us, and twinpacs' ingest (all its new files start in one
+# folder) measured 190-300 instead of ~420 inst/s, Orthanc's much less. The run waits for that.
+PROBE_FILES = 200  # empty files created per probe, kept (deleting them would slow the next)
+SLOW_CREATE_US = 100.0
+SETTLE_TIMEOUT = 600.0  # seconds to wait for file creation to be fast again
 STOP_TIMEOUT = 30.0  # seconds for a server to exit after SIGTERM before SIGKILL
 
 # (key, label, run.py phase, run.py "what" prefix, figure, higher is better, target ratio)
@@ -570,6 +578,27 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
 
 
+def create_cost_us(folder: Path) -> float:
+    """Microseconds per empty file created in a new folder under `folder`."""
+    probe = Path(tempfile.mkdtemp(prefix="create-probe-", dir=folder))
+    t = time.perf_counter()
+    for i in range(PROBE_FILES):
+        os.close(os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    return (time.perf_counter() - t) / PROBE_FILES * 1e6
+
+
+def settle(folder: Path) -> float:
+    """Wait (bounded) until creating a file in `folder` is fast; the last cost measured."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        cost = create_cost_us(folder)
+        if cost <= SLOW_CREATE_US or time.monotonic() > deadline:
+            return cost
+        log(f"creating a file under {folder} takes {cost:.0f} us, not ~25 (many files deleted there recently): "
+            f"waiting, at most {max(0, deadline - time.monotonic()):.0f} s more")
+        time.sleep(20)
+
+
 # ---------------------------------------------------------------- driver
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -614,6 +643,9 @@ def main(argv: list[str] | None = None) -> int:
     files = dataset_files(dataset)
     work = Path(tempfile.mkdtemp(prefix="compare-", dir=args.out))  # the project's disk, not tmpfs
     log(f"servers' data under {work}; load average {load()} on {os.cpu_count()} CPUs")
+    create_us = settle(work)
+    if create_us > SLOW_CREATE_US:
+        log(f"WARNING: file creation under {work} still takes {create_us:.0f} us: ingest figures are skewed")
     reports: dict[str, list[dict[str, Any]]] = {}
     loads: dict[str, str] = {"start": load()}
     code = source_state()
@@ -649,9 +681,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dataset: {len(files)} instances ({args.studies} studies x {args.series} series x "
           f"{args.instances}, {args.rows}x{args.cols} 16-bit); load average (1/5/15 min) "
           + ", ".join(f"{k} {v}" for k, v in loads.items()) + f"; {os.cpu_count()} CPUs")
+    print(f"file creation in the servers' data folder at the start: {create_us:.0f} us per file")
     print_table(table)
     doc = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset": str(dataset), "instances": len(files),
-           "twinpacs_code": code,
+           "twinpacs_code": code, "create_us": create_us,
            "args": {k: str(v) for k, v in vars(args).items()}, "load": loads, "table": table,
            "runs": reports}
     args.json.parent.mkdir(parents=True, exist_ok=True)
