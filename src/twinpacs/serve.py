@@ -6,8 +6,8 @@ SIGTERM/SIGINT (uvicorn traps the signals; HL7 and DIMSE stop after it)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import logging
 import signal
 import sys
