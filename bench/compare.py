@@ -643,13 +643,13 @@ def main(argv: list[str] | None = None) -> int:
     files = dataset_files(dataset)
     work = Path(tempfile.mkdtemp(prefix="compare-", dir=args.out))  # the project's disk, not tmpfs
     log(f"servers' data under {work}; load average {load()} on {os.cpu_count()} CPUs")
-    create_us = settle(work)
-    if create_us > SLOW_CREATE_US:
-        log(f"WARNING: file creation under {work} still takes {create_us:.0f} us: ingest figures are skewed")
     reports: dict[str, list[dict[str, Any]]] = {}
     loads: dict[str, str] = {"start": load()}
     code = source_state()
     try:
+        create_us = settle(work)  # inside the try: an interrupted wait still removes `work`
+        if create_us > SLOW_CREATE_US:
+            log(f"WARNING: file creation under {work} still takes {create_us:.0f} us: ingest figures are skewed")
         plan: list[tuple[str, Any]] = []
         sync_count = build_shim(work, "sync_count")
         if args.only != "orthanc":
